@@ -1,0 +1,57 @@
+"""Test-only ComfyUI nodes: stand-ins for parts the tiny test model lacks (it has no text encoder)."""
+import torch
+
+
+class DiffusionSearchTestConditioning:
+    """Seeded random CONDITIONING shaped like SD1.x CLIP output; replaces CLIPTextEncode for the tiny model."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
+            "text": ("STRING", {"default": "", "multiline": True,
+                                "tooltip": "Ignored for the embedding; kept so prompts travel like CLIPTextEncode's."}),
+        }}
+
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "encode"
+    CATEGORY = "testing/diffusion_search"
+
+    def encode(self, seed, text):
+        g = torch.Generator().manual_seed(seed)
+        return ([[torch.randn(1, 77, 768, generator=g), {"pooled_output": None}]],)
+
+
+NODE_CLASS_MAPPINGS = {"DiffusionSearchTestConditioning": DiffusionSearchTestConditioning}
+NODE_DISPLAY_NAME_MAPPINGS = {"DiffusionSearchTestConditioning": "Test conditioning (tiny model)"}
+
+
+class _AnyType(str):
+    """A socket type that matches every other (both ComfyUI versions compare types with !=)."""
+
+    def __ne__(self, other):
+        return False
+
+
+CAPTURED: dict = {}
+
+
+class DiffusionSearchTestCapture:
+    """Output node that keeps whatever reaches it in CAPTURED[key], so tests read raw tensors in any ComfyUI version."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": (_AnyType("*"),), "key": ("STRING", {"default": "out"})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "capture"
+    OUTPUT_NODE = True
+    CATEGORY = "testing/diffusion_search"
+
+    def capture(self, value, key):
+        CAPTURED[key] = value
+        return {}
+
+
+NODE_CLASS_MAPPINGS["DiffusionSearchTestCapture"] = DiffusionSearchTestCapture
+NODE_DISPLAY_NAME_MAPPINGS["DiffusionSearchTestCapture"] = "Test capture"

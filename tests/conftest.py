@@ -1,0 +1,46 @@
+"""Shared fixtures: one thread (CI has two shared cores), offline hubs, and one real ComfyUI per test session."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def comfy_base(tmp_path_factory):
+    return tmp_path_factory.mktemp("comfyui")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(comfy_base):
+    """The tiny SD1.5 UNet and TAESD VAE written under comfy_base/models; returns their file names."""
+    from comfy_harness import write_tiny_models
+
+    names = write_tiny_models(comfy_base / "models")
+    return dict(names, models_dir=str(comfy_base / "models"))
+
+
+@pytest.fixture(scope="session")
+def comfy(comfy_base, tiny_models):
+    """A real ComfyUI in this process (COMFYUI_PATH or the 2024 snapshot) with this pack and the test nodes loaded."""
+    from comfy_harness import ComfyRuntime
+
+    return ComfyRuntime.boot(comfy_base, tiny_models["models_dir"])
+
+
+@pytest.fixture
+def tiny_graph(tiny_models):
+    """API-format nodes that load the tiny model and make conditioning and an empty 64 px latent."""
+    def build(batch=1, seed=0, size=64):
+        return {
+            "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": tiny_models["unet"], "weight_dtype": "default"}},
+            "vae": {"class_type": "VAELoader", "inputs": {"vae_name": tiny_models["vae"]}},
+            "pos": {"class_type": "DiffusionSearchTestConditioning", "inputs": {"seed": seed, "text": "a red apple"}},
+            "neg": {"class_type": "DiffusionSearchTestConditioning", "inputs": {"seed": seed + 1, "text": ""}},
+            "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": batch}},
+        }
+    return build
