@@ -161,8 +161,8 @@ class ComfyRuntime:
         else:
             self.nodes.init_custom_nodes()
         self.node_classes = self.nodes.NODE_CLASS_MAPPINGS
-        self.test_nodes = _loaded_package(TEST_NODES_DIR)
-        self.pack = _loaded_package(REPO_ROOT)
+        self.test_nodes = _loaded_package(TEST_NODES_DIR, TEST_NODES_NAME)
+        self.pack = _loaded_package(REPO_ROOT, PACK_NAME)
         if self.pack is None:
             raise RuntimeError(f"ComfyUI did not load the pack {PACK_NAME}: see the log above for its import error.")
 
@@ -221,11 +221,14 @@ class ComfyRuntime:
         return dict(self.executor.outputs_ui)
 
 
-def _loaded_package(folder: Path):
-    """The module ComfyUI made of a custom node folder (2024 names it after the folder, modern after its path)."""
+def _loaded_package(folder: Path, link_name: str):
+    """The module ComfyUI made of a custom node folder: 2024 names it after the folder, modern after its path.
+
+    Matched by file and by name, because pytest may import the repository root package too, under another name.
+    """
     init = os.path.realpath(folder / "__init__.py")
-    for module in list(sys.modules.values()):
-        if os.path.realpath(getattr(module, "__file__", None) or "/-") == init:
+    for name, module in list(sys.modules.items()):
+        if name.endswith(link_name) and os.path.realpath(getattr(module, "__file__", None) or "/-") == init:
             return module
     return None
 

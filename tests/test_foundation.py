@@ -52,7 +52,20 @@ ISOLATED = textwrap.dedent("""
         for info in pkgutil.iter_modules(pkg.__path__):
             importlib.import_module(pkg.__name__ + '.' + info.name)
             loaded.append(pkg.__name__ + '.' + info.name)
-    print(json.dumps({'loaded': loaded, 'comfy': sorted(m for m in sys.modules if m.split('.')[0] in blocked)}))
+    # They also work there: a BFS over a toy denoiser, scored by a no-download verifier on the x0 predictions.
+    from search_core import sample_bfs
+    from verifiers import ColourfulnessVerifier
+    verifier = ColourfulnessVerifier()
+    def denoise(x, sigma, **extra):
+        return torch.tanh(x / (1 + sigma.view(-1, 1, 1, 1) ** 2) ** 0.5)
+    def score(x0):
+        return verifier.score(((x0 + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1), "a colourful picture")
+    sigmas = torch.linspace(10, 0, 9)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 8, 8, generator=g) * sigmas[0]
+    out = sample_bfs(denoise, x, sigmas, score_fn=score, generator=g, n_particles=4)
+    print(json.dumps({'loaded': loaded, 'shape': list(out.shape), 'finite': bool(torch.isfinite(out).all()),
+                      'comfy': sorted(m for m in sys.modules if m.split('.')[0] in blocked)}))
 """)
 
 
@@ -63,5 +76,6 @@ def test_search_core_and_verifiers_import_without_comfyui():
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["comfy"] == []
+    assert report["shape"] == [2, 3, 8, 8] and report["finite"]
     assert any(m.startswith("search_core.") for m in report["loaded"])
     assert any(m.startswith("verifiers.") for m in report["loaded"])
