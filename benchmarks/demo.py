@@ -71,6 +71,10 @@ def summarise(events: list[dict]) -> list[dict]:
     return runs
 
 
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW)
@@ -99,7 +103,12 @@ def main(argv=None) -> int:
     print(f"Ran {args.workflow.name} through ComfyUI ({'modern' if runtime.modern else '2024'}) in {seconds:.1f} s")
     for run in report["runs"]:
         print(f"  node {run['node']}: {run['algorithm']} with {run['n_particles']} particles, {run['n_steps']} steps,"
-              f" NFE {run.get('nfe')}, final rewards {run.get('final_rewards')}, selected {run.get('selected')}")
+              f" NFE {run.get('nfe')}")
+        final = run.get("final_rewards")
+        if final:
+            chosen = [item[i] for item, i in zip(final, run.get("selected") or [0] * len(final))]
+            mean = [sum(item) / len(item) for item in final]
+            print(f"    final rewards per item: selected {_fmt(chosen)}, mean of the final particles {_fmt(mean)}")
     print(f"Images: {len(images)} in {out / 'comfyui' / 'output'}")
     print(f"Search report: {out / 'search_report.json'}")
     if not images:

@@ -1,0 +1,108 @@
+// Entry point of the pack's web extension: listens for `diffusion_search.event` websocket messages
+// (docs/design.md, "Trace events"), keeps them in a store and shows them in the search view panel.
+// Uses only what both the 2024 UI and the modern frontend offer: registerExtension, api events,
+// beforeRegisterNodeDef/getExtraMenuOptions and plain DOM.
+
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+import { SearchPanel } from "./search_panel.js";
+import { EventStore } from "./search_store.js";
+import { htmlEl } from "./search_svg.js";
+
+const EVENT_NAME = "diffusion_search.event";
+const NODE_PREFIX = "DiffusionSearch";
+
+const store = new EventStore();
+let panel = null;
+
+function imageUrl(image) {
+  const params = new URLSearchParams({ filename: image.filename ?? "", subfolder: image.subfolder ?? "", type: image.type ?? "output" });
+  return api.apiURL(`/view?${params.toString()}`);
+}
+
+function ensurePanel() {
+  if (!panel) panel = new SearchPanel({ store, app, imageUrl });
+  return panel;
+}
+
+function addToggleButton() {
+  const button = htmlEl("button", "dsv-toggle", "Search view");
+  button.type = "button";
+  button.id = "diffusion-search-toggle";
+  button.title = "Show or hide the diffusion search view";
+  button.addEventListener("click", () => {
+    const p = ensurePanel();
+    p.toggle();
+    p.userHidden = p.root.hidden;
+  });
+  document.body.appendChild(button);
+}
+
+function onSearchEvent(e) {
+  const event = e.detail;
+  const run = store.add(event);
+  const p = ensurePanel();
+  if (run && event.type === "start" && !p.userHidden) p.show();
+}
+
+function onExecuted(e) {
+  const detail = e.detail || {};
+  const images = detail.output && Array.isArray(detail.output.images) ? detail.output.images : [];
+  if (images.length && detail.prompt_id) store.addImages(detail.prompt_id, detail.node, images);
+}
+
+function onPreview(e) {
+  const run = store.current;
+  if (panel && run && run.source === "live" && !run.finished && e.detail instanceof Blob) panel.setPreview(e.detail);
+}
+
+app.registerExtension({
+  name: "comfyui_diffusion_search.SearchView",
+  async setup() {
+    ensurePanel();
+    addToggleButton();
+    api.addEventListener(EVENT_NAME, onSearchEvent);
+    api.addEventListener("executed", onExecuted);
+    api.addEventListener("b_preview", onPreview);
+  },
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!nodeData || typeof nodeData.name !== "string" || !nodeData.name.startsWith(NODE_PREFIX)) return;
+    const previous = nodeType.prototype.getExtraMenuOptions;
+    nodeType.prototype.getExtraMenuOptions = function (canvas, options) {
+      const result = previous ? previous.apply(this, arguments) : undefined;
+      options.push({
+        content: "Show search view",
+        callback: () => {
+          const p = ensurePanel();
+          const runs = [...store.runs.values()].filter((r) => String(r.node).split(":").pop() === String(this.id));
+          if (runs.length) store.current = runs[runs.length - 1];
+          p.userHidden = false;
+          p.show();
+        },
+      });
+      return result;
+    };
+  },
+});
+
+// A small handle for people debugging in the console and for the browser test.
+window.diffusionSearchView = {
+  store,
+  get panel() { return panel; },
+  /** This page's websocket client id: events of prompts queued with it come to this page. */
+  clientId() { return api.clientId ?? api.initialClientId ?? null; },
+  /** Feeds one event as if it came over the websocket (same path as live events). */
+  inject(event) { api.dispatchEvent(new CustomEvent(EVENT_NAME, { detail: event })); },
+  counts() {
+    const root = panel && panel.root;
+    return {
+      events: store.eventCount,
+      runs: store.runs.size,
+      algorithm: root ? root.dataset.algorithm || "" : "",
+      particles: root ? Number(root.dataset.particles || 0) : 0,
+      steps: root ? Number(root.dataset.steps || 0) : 0,
+      finished: root ? root.dataset.finished === "true" : false,
+      draws: panel ? panel.drawCount : 0,
+    };
+  },
+};
