@@ -1,0 +1,151 @@
+"""BFS (linear search): N particles per item denoise in one batch and are resampled by verifier scores.
+
+Paper, "Unified BFS": weights w ∝ exp(λ_t · score) at resampling steps, with the three axes temperature / scoring /
+resampling (``BFSConfig``; presets in ``presets.PRESETS``). Optional Langevin local search on every step (joint
+scaling) and dual verifiers (``select_fn`` selects, ``score_fn``/``guide_fn`` guide). k-diffusion signature:
+``sample_bfs(model, x, sigmas, extra_args, callback, disable, *, score_fn, generator, ...) -> [B, ...]``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import resampling
+from .config import BFSConfig, LangevinConfig
+from .evaluation import Evaluator
+from .guidance import advance, guided_denoise
+from .particles import ancestor_rows, check_inputs, expand_particles, gather_particles, item_view
+from .presets import get_preset
+from .schedules import log_weights, path_score, resample_steps, temperature
+from .trace import SearchResult, Trace, to_list
+
+SELECT_FOR = ("final", "resample_and_final")
+
+
+def resolve_config(config: BFSConfig | None, preset: str | None) -> BFSConfig:
+    """The config to run: an explicit ``config`` wins; else the named preset; else the paper's BFS."""
+    if config is not None:
+        if not isinstance(config, BFSConfig):
+            raise ValueError(f"config must be a BFSConfig, got {type(config).__name__}")
+        return config.validate()
+    return get_preset(preset or "bfs")
+
+
+def _config_dict(config: BFSConfig, resample_at, local, n_steps, select_for, dual) -> dict:
+    out = config.to_dict()
+    out.update(preset=config.name, resample_at=sorted(resample_at), select_for=select_for, dual_verifiers=dual,
+               local=None if local is None else local.to_dict(), lam_schedule=[
+                   temperature(config, i, n_steps) for i in sorted(resample_at)])
+    return to_list(out)  # plain data; λ = inf becomes null
+
+
+def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *, score_fn, generator,
+               n_particles: int = 4, config: BFSConfig | None = None, preset: str | None = None, select_fn=None,
+               select_for: str = "final", local: LangevinConfig | None = None, guide_fn=None,
+               noise_form: str = "eps", eta: float = 1.0, max_batch: int | None = None, on_event=None,
+               result: SearchResult | None = None, start_x0: torch.Tensor | None = None,
+               algorithm: str = "bfs") -> torch.Tensor:
+    """BFS over N particles per item; returns the selected sample of each item [B, ...].
+
+    ``start_x0``: the clean latent the start noise was added to (img2img); fresh particles start from
+    a(σ0)·start_x0 + σ0·ε (zeros when None: text-to-image).
+    """
+    config = resolve_config(config, preset)
+    sigmas = check_inputs(x, sigmas, generator, n_particles, noise_form, eta)
+    if not callable(score_fn):
+        raise ValueError("score_fn is required: a callable x0 [M, ...] -> rewards [M] (the verifier)")
+    if select_for not in SELECT_FOR:
+        raise ValueError(f"select_for={select_for!r}; use 'final' (select_fn picks the final sample) or "
+                         f"'resample_and_final' (select_fn also weights the resampling)")
+    if local is not None:
+        local.validate()
+    guide_fn = guide_fn or score_fn
+    weight_fn = select_fn if (select_fn is not None and select_for == "resample_and_final") else score_fn
+    final_fn = select_fn or score_fn
+
+    n_items, n, n_steps = x.shape[0], int(n_particles), sigmas.numel() - 1
+    ev = Evaluator(model, extra_args, n_items, max_batch, x.device)
+    trace = Trace(algorithm, result, on_event)
+    items = torch.arange(n_items, device=x.device).repeat_interleave(n)
+    resample_at = resample_steps(config, n_steps)
+    trace.emit("start", n_items=n_items, n_particles=n, n_steps=n_steps, sigmas=sigmas, noise_form=noise_form,
+               config=_config_dict(config, resample_at, local, n_steps, select_for, select_fn is not None))
+
+    xs = expand_particles(x, n, sigmas[0], noise_form, generator, start_x0)
+    sigma_list = sigmas.tolist()
+    previous = running_max = latest = None
+    for i in range(n_steps):
+        sigma, sigma_next = sigma_list[i], sigma_list[i + 1]
+        sigma_rows = sigmas[i].expand(xs.shape[0])
+        use_local = local is not None and local.applies_at(i)
+        if use_local:
+            x0, reward_before, _ = guided_denoise(ev, xs, sigma_rows, items, local, guide_fn, noise_form)
+        else:
+            x0 = ev.denoise(xs, sigma_rows, items)
+        step = dict(step=i, sigma=sigma, scores=None, weights=None, ess=None, temperature=None, resampled=False,
+                    ancestors=None, counts=None)
+        if i in resample_at:
+            rewards = ev.score(weight_fn, x0).reshape(n_items, n)
+            score = path_score(config.scoring, rewards, previous, running_max)
+            lam = temperature(config, i, n_steps)
+            weights = resampling.normalized_weights(log_weights(score, lam))
+            ess = resampling.ess_from_weights(weights)
+            ancestors = resampling.resample_weights(config.resampling, weights, generator)
+            if config.ess_threshold is not None:
+                keep = ess >= config.ess_threshold * n  # items whose weights are still balanced are left alone
+                ancestors = torch.where(keep[:, None], torch.arange(n, device=x.device).expand(n_items, n),
+                                        ancestors)
+            # one conversion to plain lists per kind (per-tensor conversions cost more than the resampling)
+            floats = to_list(torch.stack([rewards.double(), weights, score.double()]))
+            ints = torch.stack([ancestors, resampling.counts_from_ancestors(ancestors, n)]).tolist()
+            step.update(scores=floats[0], weights=floats[1], ess=ess, temperature=lam, resampled=True,
+                        ancestors=ints[0], counts=ints[1], path_scores=floats[2])
+            rows = ancestor_rows(ancestors)
+            xs, x0 = gather_particles(xs, ancestors, rows), gather_particles(x0, ancestors, rows)
+            if use_local and reward_before is not None:
+                reward_before = gather_particles(reward_before, ancestors, rows)
+            previous = rewards.gather(1, ancestors)
+            running_max = score.gather(1, ancestors) if config.scoring == "max" else None
+            latest = previous
+        xs, x0, reward_after = advance(ev, xs, x0, sigma, sigma_next, items, generator, noise_form, eta,
+                                       local if use_local else None, guide_fn)
+        step["nfe"] = ev.nfe
+        trace.emit("step", **step)
+        if use_local:
+            trace.emit("local", step=i, sigma=sigma,
+                       reward_before=None if reward_before is None else reward_before.reshape(n_items, n),
+                       reward_after=None if reward_after is None else reward_after.reshape(n_items, n),
+                       langevin_steps=local.steps * (local.recur_steps + 1), nfe=ev.nfe, grad_evals=ev.grad_evals)
+        if callback is not None:
+            best = (latest.argmax(1) if latest is not None else torch.zeros(n_items, dtype=torch.long,
+                                                                           device=x.device))
+            pick = torch.arange(n_items, device=x.device) * n + best
+            callback({"i": i, "denoised": x0[pick], "x": xs[pick], "sigma": sigmas[i], "sigma_hat": sigmas[i]})
+
+    return finish(trace, ev, xs, n_items, n, final_fn, config, n_steps, generator, previous, running_max)
+
+
+def finish(trace: Trace, ev: Evaluator, xs: torch.Tensor, n_items: int, n: int, final_fn, config: BFSConfig,
+           n_steps: int, generator: torch.Generator, previous=None, running_max=None) -> torch.Tensor:
+    """Score the final particles with the selecting verifier, pick one per item, fill the result, emit ``final``.
+
+    ``final_pick="sample"`` draws ∝ exp(λ_T · path score), the last SMC weight (with "difference" scoring and
+    constant λ this is the consistent FK/SMC estimate of the tilted target p0·exp(λ·r))."""
+    rewards = ev.score(final_fn, xs, "select_fn" if final_fn is not None else "score_fn").reshape(n_items, n)
+    order = torch.argsort(rewards, dim=1, descending=True, stable=True)
+    if config.final_pick == "sample" and not math.isinf(temperature(config, n_steps - 1, n_steps)):
+        lam = temperature(config, n_steps - 1, n_steps)
+        score = path_score(config.scoring, rewards, previous, running_max)
+        selected = resampling.multinomial(lam * score, generator)[:, 0]
+    else:
+        selected = order[:, 0]
+    particles = item_view(xs, n_items)
+    samples = particles[torch.arange(n_items, device=xs.device), selected]
+    res = trace.result
+    res.samples, res.particles, res.rewards, res.order = samples, particles, rewards, order
+    res.nfe, res.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
+    res.grad_evals, res.denoiser_grad_evals, res.score_evals = ev.grad_evals, ev.denoiser_grad_evals, ev.score_evals
+    trace.emit("final", rewards=rewards, order=order, selected=selected, nfe=ev.nfe, nfe_per_item=res.nfe_per_item,
+               grad_evals=ev.grad_evals)
+    return samples

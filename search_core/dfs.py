@@ -1,0 +1,134 @@
+"""DFS (non-linear search): one particle per item dives; below the threshold δ_t it backtracks ΔT steps.
+
+Paper, "DFS Non-linear Search": if the score of x0|t is below δ_t and the NFE budget allows, re-noise with the forward
+kernel q(x_{t+ΔT} | x_t) (fresh noise at the top) and retry; return the best complete sample seen. Items dive in
+one batch at their own noise levels (one model call per iteration, per-row sigmas). A backtrack is only taken when
+the budget left still covers the full dive back down, so every item completes and the budget is never exceeded.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import DFSConfig, LangevinConfig
+from .evaluation import Evaluator
+from .guidance import advance, guided_denoise
+from .noise import forward_kernel, randn_like
+from .particles import check_inputs, fresh_start
+from .schedules import dfs_threshold
+from .trace import SearchResult, Trace, to_list
+
+
+def _denoise(ev, xs, sigma_rows, items, steps, local, guide_fn, noise_form):
+    """x0 predictions, guided on the rows whose step has local search."""
+    if local is None:
+        return ev.denoise(xs, sigma_rows, items)
+    use = torch.tensor([local.applies_at(int(s)) for s in steps.tolist()], device=xs.device)
+    x0 = torch.empty_like(xs)
+    if use.any():
+        x0[use] = guided_denoise(ev, xs[use], sigma_rows[use], items[use], local, guide_fn, noise_form)[0]
+    if (~use).any():
+        x0[~use] = ev.denoise(xs[~use], sigma_rows[~use], items[~use])
+    return x0
+
+
+def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *, score_fn, generator,
+               config: DFSConfig | None = None, select_fn=None, local: LangevinConfig | None = None, guide_fn=None,
+               noise_form: str = "eps", eta: float = 1.0, max_batch: int | None = None, on_event=None,
+               result: SearchResult | None = None, start_x0: torch.Tensor | None = None) -> torch.Tensor:
+    """DFS with score-driven backtracking; returns the best complete sample of each item [B, ...]."""
+    config = config or DFSConfig()
+    sigmas = check_inputs(x, sigmas, generator, 1, noise_form, eta)
+    n_items, n_steps = x.shape[0], sigmas.numel() - 1
+    config.validate(n_steps)
+    if not callable(score_fn):
+        raise ValueError("score_fn is required: a callable x0 [M, ...] -> rewards [M] (the verifier)")
+    if local is not None:
+        local.validate()
+    guide_fn = guide_fn or score_fn
+    budget = config.nfe_budget or 2 * n_steps
+    max_back = math.inf if config.max_backtracks is None else config.max_backtracks
+    device = x.device
+
+    ev = Evaluator(model, extra_args, n_items, max_batch, device)
+    trace = Trace("dfs", result, on_event)
+    cfg = config.to_dict()
+    cfg.update(nfe_budget=budget, local=None if local is None else local.to_dict(), dual_verifiers=select_fn is not None)
+    trace.emit("start", n_items=n_items, n_particles=1, n_steps=n_steps, sigmas=sigmas, noise_form=noise_form,
+               config=to_list(cfg))
+    thresholds = dfs_threshold(config, sigmas[:-1], noise_form)
+    checked = torch.zeros(n_steps, dtype=torch.bool, device=device)
+    if config.check_steps is not None:
+        checked[[s for s in config.check_steps if 0 <= s < n_steps]] = True
+    else:
+        checked[config.check_from:] = True
+    checked[-1] = True  # the complete sample is always judged
+
+    xs = x.clone()
+    step = torch.zeros(n_items, dtype=torch.long, device=device)
+    done = torch.zeros(n_items, dtype=torch.bool, device=device)
+    backtracks = torch.zeros(n_items, dtype=torch.long, device=device)
+    best_x = torch.zeros_like(x)
+    best_r = torch.full((n_items,), -math.inf, device=device)
+    iteration = 0
+    while not bool(done.all()):
+        act = (~done).nonzero()[:, 0]
+        xa, sa = xs[act], step[act]
+        sigma_rows, next_rows = sigmas[sa], sigmas[sa + 1]
+        x0 = _denoise(ev, xa, sigma_rows, act, sa, local, guide_fn, noise_form)
+        score = ev.score(score_fn, x0)
+        last = sa == n_steps - 1
+        if last.any():  # x0 at the last step is a complete sample: keep the best one seen
+            final = ev.score(select_fn, x0[last], "select_fn") if select_fn is not None else score[last]
+            rows = act[last]
+            better = final > best_r[rows]
+            best_r[rows[better]] = final[better]
+            best_x[rows[better]] = x0[last][better]
+        thr = thresholds[sa]
+        target = (sa - config.backtrack_steps).clamp_min(0)
+        room = budget - ev.nfe_per_item[act] >= n_steps - target
+        back = checked[sa] & (score < thr) & room & (backtracks[act] < max_back)
+        columns = zip(sa.tolist(), sigma_rows.tolist(), act.tolist(), score.tolist(), thr.tolist(),
+                      ev.nfe_per_item[act].tolist())
+        for st, sg, item, sc, th, used in columns:  # plain data for the UI, one record per diving item
+            trace.emit("step", step=st, sigma=sg, item=item, score=sc, threshold=th, nfe=used)
+        forward = ~back & ~last
+        if forward.any():
+            rows = forward.nonzero()[:, 0]
+            xs[act[rows]] = advance(ev, xa[rows], x0[rows], sigma_rows[rows], next_rows[rows], act[rows],
+                                    generator, noise_form, eta, local, guide_fn)[0]
+            step[act[rows]] += 1
+        if back.any():
+            rows = back.nonzero()[:, 0]
+            to = target[rows]
+            renoised = forward_kernel(xa[rows], sigma_rows[rows], sigmas[to], randn_like(xa[rows], generator),
+                                      noise_form)
+            top = to == 0  # back at the top: a fresh start
+            if top.any():
+                start = None if start_x0 is None else start_x0.to(x).expand_as(x)[act[rows][top]]
+                renoised[top] = fresh_start(renoised[top], sigmas[0], noise_form, generator, start)
+            xs[act[rows]] = renoised
+            step[act[rows]] = to
+            backtracks[act[rows]] += 1
+            for k, item in enumerate(act[rows].tolist()):
+                trace.emit("backtrack", item=item, step_from=int(sa[rows[k]]), step_to=int(to[k]),
+                           score=float(score[rows[k]]), threshold=float(thr[rows[k]]),
+                           nfe=int(ev.nfe_per_item[item]))
+        done[act[last & ~back]] = True
+        if callback is not None:
+            preview = best_x.clone()
+            preview[act] = x0
+            callback({"i": min(iteration, n_steps - 1), "denoised": preview, "x": xs, "sigma": sigmas[int(sa.min())],
+                      "sigma_hat": sigmas[int(sa.min())]})
+        iteration += 1
+
+    res = trace.result
+    res.samples, res.particles, res.rewards = best_x, best_x[:, None], best_r[:, None]
+    res.order = torch.zeros(n_items, 1, dtype=torch.long, device=device)
+    res.nfe, res.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
+    res.grad_evals, res.denoiser_grad_evals, res.score_evals = ev.grad_evals, ev.denoiser_grad_evals, ev.score_evals
+    res.backtracks = backtracks.tolist()
+    trace.emit("final", rewards=res.rewards, order=res.order, selected=[0] * n_items, nfe=ev.nfe,
+               nfe_per_item=res.nfe_per_item, grad_evals=ev.grad_evals)
+    return best_x
