@@ -80,7 +80,7 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
         sigma_rows = sigmas[i].expand(xs.shape[0])
         use_local = local is not None and local.applies_at(i)
         if use_local:
-            x0, reward_before, _ = guided_denoise(ev, xs, sigma_rows, items, local, guide_fn, noise_form)
+            x0, reward_before, guided_reward = guided_denoise(ev, xs, sigma_rows, items, local, guide_fn, noise_form)
         else:
             x0 = ev.denoise(xs, sigma_rows, items)
         step = dict(step=i, sigma=sigma, scores=None, weights=None, ess=None, temperature=None, resampled=False,
@@ -105,6 +105,7 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
             xs, x0 = gather_particles(xs, ancestors, rows), gather_particles(x0, ancestors, rows)
             if use_local and reward_before is not None:
                 reward_before = gather_particles(reward_before, ancestors, rows)
+                guided_reward = gather_particles(guided_reward, ancestors, rows)
             previous = rewards.gather(1, ancestors)
             running_max = score.gather(1, ancestors) if config.scoring == "max" else None
             latest = previous
@@ -113,6 +114,7 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
         step["nfe"] = ev.nfe
         trace.emit("step", **step)
         if use_local:
+            reward_after = guided_reward if reward_after is None else reward_after  # no recurrence at this level
             trace.emit("local", step=i, sigma=sigma,
                        reward_before=None if reward_before is None else reward_before.reshape(n_items, n),
                        reward_after=None if reward_after is None else reward_after.reshape(n_items, n),

@@ -26,23 +26,28 @@ def _clip(grad: torch.Tensor, max_norm: float | None) -> torch.Tensor:
 
 def guided_denoise(ev: Evaluator, x: torch.Tensor, sigma_rows: torch.Tensor, items: torch.Tensor,
                    cfg: LangevinConfig, guide_fn, noise_form: str):
-    """(guided x0, reward before, reward after the last gradient step's input) for the rows of x."""
-    reward_before = reward_after = None
+    """(guided x0, guide reward of the unguided x0, guide reward of the guided x0) for the rows of x.
+
+    The reward after costs one more forward pass of the guide verifier; it is what the trace's local events report.
+    """
+    reward_before = None
+    moved = False
     if cfg.grad_mode == "denoiser":
         x0, reward_before, grad = ev.reward_grad_x(guide_fn, x, sigma_rows, items)
         s = sigma_rows.to(x).reshape(-1, *([1] * (x.dim() - 1)))
         a = signal_scale(s, noise_form)
         tweedie = torch.where(a > 0, s * s / a.clamp_min(1e-12), torch.zeros_like(s))
         x0 = x0 + cfg.rho * tweedie * _clip(grad, cfg.grad_clip)
-        reward_after = reward_before
+        moved = cfg.rho > 0
     else:
         x0 = ev.denoise(x, sigma_rows, items)
     if cfg.mu > 0:
         for _ in range(cfg.steps):
             reward, grad = ev.reward_grad_x0(guide_fn, x0)
             reward_before = reward if reward_before is None else reward_before
-            reward_after = reward
             x0 = x0 + cfg.mu * _clip(grad, cfg.grad_clip)
+            moved = True
+    reward_after = ev.score(guide_fn, x0, "guide_fn") if moved else reward_before
     return x0, reward_before, reward_after
 
 

@@ -50,3 +50,20 @@ def test_nan_gradient_raises():
     bad = lambda z: (z * torch.tensor([float("inf"), 0.0])).sum(1) * 0 + z.sum(1) ** 0.5  # noqa: E731
     with pytest.raises(ValueError, match="NaN"):
         sample_local(GMM.denoiser(), -_x(4).abs(), SIGMAS, guide_fn=bad, generator=torch.Generator())
+
+
+@pytest.mark.parametrize("recur_steps", [0, 2])
+def test_local_events_report_the_reward_after_the_langevin_steps(recur_steps):
+    """Each level's 'after' is the guide reward of the guided x0: with a linear reward, μ·steps·|∇r|² higher."""
+    cfg = LangevinConfig(mu=0.25, steps=2, recur_steps=recur_steps)
+    res = SearchResult()
+    sample_local(GMM.denoiser(), _x(16), SIGMAS, guide_fn=REWARD, generator=torch.Generator().manual_seed(2),
+                 config=cfg, result=res)
+    local = [e for e in res.events if e["type"] == "local"]
+    assert len(local) == 8
+    for event in local:
+        before = torch.tensor(event["reward_before"]).flatten()
+        after = torch.tensor(event["reward_after"]).flatten()
+        assert torch.isfinite(after).all()
+        if recur_steps == 0:  # x0 moves by μ·∇r twice along (0, 1): the reward rises by exactly 2·μ
+            assert torch.allclose(after - before, torch.full_like(before, 0.5), atol=1e-4)
