@@ -1,0 +1,230 @@
+"""Regenerate the example workflows (UI format) and their preview PNGs: `python -m example_workflows._generate`.
+
+Widget order comes from the live node classes of a real ComfyUI (the harness), so widgets_values always match
+INPUT_TYPES. The PNG beside each workflow is the tiny random-weight model's result of that workflow (noise-like: the
+model is untrained) with the workflow embedded, so dropping the PNG on ComfyUI loads the graph.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SEED_WIDGETS = {"seed", "noise_seed"}
+CKPT = "v1-5-pruned-emaonly.safetensors"
+WIDGET_KINDS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+
+
+def _is_widget(spec) -> bool:
+    kind = spec[0]
+    return isinstance(kind, (list, tuple)) or kind in WIDGET_KINDS
+
+
+class Builder:
+    """Collects nodes ({id, type, widgets, inputs: {name: (node, slot)}}) and writes the UI-format JSON."""
+
+    def __init__(self, node_classes):
+        self.node_classes = node_classes
+        self.nodes = []
+
+    def add(self, kind, pos, widgets=None, **links):
+        node = {"id": len(self.nodes) + 1, "type": kind, "pos": list(pos), "widgets": widgets or {}, "links": links}
+        self.nodes.append(node)
+        return node["id"]
+
+    def to_ui(self) -> dict:
+        ui_nodes, ui_links = [], []
+        outputs = {n["id"]: {} for n in self.nodes}
+        for node in self.nodes:
+            cls = self.node_classes[node["type"]]
+            types = cls.INPUT_TYPES()
+            ordered = [(name, spec) for section in ("required", "optional")
+                       for name, spec in (types.get(section) or {}).items()]
+            inputs, widgets_values = [], []
+            for name, spec in ordered:
+                if name in node["links"]:
+                    source, slot = node["links"][name]
+                    link_id = len(ui_links) + 1
+                    source_type = self.node_classes[self._type(source)].RETURN_TYPES[slot]
+                    ui_links.append([link_id, source, slot, node["id"], len(inputs), source_type])
+                    outputs[source].setdefault(slot, []).append(link_id)
+                    entry = {"name": name, "type": source_type, "link": link_id}
+                    if _is_widget(spec):
+                        entry["widget"] = {"name": name}
+                    inputs.append(entry)
+                    if _is_widget(spec):
+                        widgets_values.append(self._default(spec))
+                        if name in SEED_WIDGETS:
+                            widgets_values.append("fixed")
+                    continue
+                if not _is_widget(spec):
+                    if name in (types.get("required") or {}):
+                        raise ValueError(f"node {node['id']} ({node['type']}): required input {name} is not linked")
+                    # unlinked optional sockets are listed too: the editor rebuilds a node's slots from this list
+                    inputs.append({"name": name, "type": spec[0], "link": None})
+                    continue
+                widgets_values.append(node["widgets"].get(name, self._default(spec)))
+                if name in SEED_WIDGETS:
+                    widgets_values.append("fixed")  # the frontend's control_after_generate value
+            ui_nodes.append({"id": node["id"], "type": node["type"], "pos": node["pos"], "size": [320, 260],
+                             "flags": {}, "order": node["id"] - 1, "mode": 0, "inputs": inputs,
+                             "properties": {"Node name for S&R": node["type"]}, "widgets_values": widgets_values,
+                             "_cls": cls})
+        for ui in ui_nodes:
+            cls = ui.pop("_cls")
+            names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
+            ui["outputs"] = [{"name": name, "type": kind, "links": outputs[ui["id"]].get(slot, []),
+                              "slot_index": slot} for slot, (name, kind) in enumerate(zip(names, cls.RETURN_TYPES))]
+        return {"last_node_id": len(ui_nodes), "last_link_id": len(ui_links), "nodes": ui_nodes, "links": ui_links,
+                "groups": [], "config": {}, "extra": {}, "version": 0.4}
+
+    def _type(self, node_id):
+        return self.nodes[node_id - 1]["type"]
+
+    @staticmethod
+    def _default(spec):
+        kind = spec[0]
+        options = spec[1] if len(spec) > 1 else {}
+        if isinstance(kind, (list, tuple)):
+            return options.get("default", kind[0] if kind else "")
+        return options.get("default", {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[kind])
+
+
+PROMPT = "a red apple on a green table"
+
+
+def _base(b, batch=1, size=512):
+    """Checkpoint, prompts, empty latent, the demo-safe verifier (no download)."""
+    ids = {"ckpt": b.add("CheckpointLoaderSimple", (0, 0), {"ckpt_name": CKPT})}
+    ids["pos"] = b.add("CLIPTextEncode", (360, 0), {"text": PROMPT}, clip=(ids["ckpt"], 1))
+    ids["neg"] = b.add("CLIPTextEncode", (360, 260), {"text": "blurry, low quality"}, clip=(ids["ckpt"], 1))
+    ids["latent"] = b.add("EmptyLatentImage", (0, 300), {"width": size, "height": size, "batch_size": batch})
+    ids["ver"] = b.add("DiffusionSearchVerifierPromptColour", (0, 500), {"device": "auto"})
+    ids["sched"] = b.add("BasicScheduler", (360, 520), {"scheduler": "normal", "steps": 30, "denoise": 1.0},
+                         model=(ids["ckpt"], 0))
+    return ids
+
+
+def _sample_and_save(b, ids, sampler, x, prefix, seed=42):
+    sc = b.add("SamplerCustom", (x, 0), {"add_noise": True, "noise_seed": seed, "cfg": 7.0}, model=(ids["ckpt"], 0),
+               positive=(ids["pos"], 0), negative=(ids["neg"], 0), sampler=(sampler, 0), sigmas=(ids["sched"], 0),
+               latent_image=(ids["latent"], 0))
+    dec = b.add("VAEDecode", (x, 420), samples=(sc, 0), vae=(ids["ckpt"], 2))
+    b.add("SaveImage", (x, 560), {"filename_prefix": prefix}, images=(dec, 0))
+
+
+def _bfs(b, ids, pos, preset):
+    return b.add("DiffusionSearchBFSSampler", pos, {"prompt": PROMPT, "preset": preset, "particles": 4},
+                 vae=(ids["ckpt"], 2), verifier=(ids["ver"], 0))
+
+
+def bfs_search(b):
+    ids = _base(b)
+    _sample_and_save(b, ids, _bfs(b, ids, (720, 300), "bfs"), 1080, "search/bfs")
+
+
+def bfs_presets_side_by_side(b):
+    ids = _base(b)
+    for column, preset in enumerate(("best_of_n", "fk", "das", "bfs")):
+        x = 720 + 360 * column
+        _sample_and_save(b, ids, _bfs(b, ids, (x, 800), preset), x, f"search/{preset}")
+
+
+def dfs_backtracking(b):
+    ids = _base(b)
+    dfs = b.add("DiffusionSearchDFSSampler", (720, 300),
+                {"prompt": PROMPT, "delta": -20.0, "backtrack_steps": 8, "nfe_budget": 60},
+                vae=(ids["ckpt"], 2), verifier=(ids["ver"], 0))
+    _sample_and_save(b, ids, dfs, 1080, "search/dfs")
+
+
+def local_search(b):
+    ids = _base(b)
+    settings = b.add("DiffusionSearchLocalSearchSettings", (720, 0),
+                     {"gradient_mode": "x0", "langevin_steps": 1, "recur_steps": 1, "mu": 0.4})
+    bfs = b.add("DiffusionSearchBFSSampler", (720, 300), {"prompt": PROMPT, "preset": "bfs", "particles": 4},
+                vae=(ids["ckpt"], 2), verifier=(ids["ver"], 0), local_search=(settings, 0))
+    _sample_and_save(b, ids, bfs, 1080, "search/bfs_local")
+
+
+def dual_verifiers(b):
+    ids = _base(b)
+    select = b.add("DiffusionSearchVerifierColourfulness", (0, 700), {"device": "auto"})
+    settings = b.add("DiffusionSearchLocalSearchSettings", (720, 0), {"gradient_mode": "x0", "mu": 0.4})
+    bfs = b.add("DiffusionSearchBFSSampler", (720, 300), {"prompt": PROMPT, "preset": "bfs", "particles": 4},
+                vae=(ids["ckpt"], 2), verifier=(ids["ver"], 0), select_verifier=(select, 0),
+                local_search=(settings, 0))
+    _sample_and_save(b, ids, bfs, 1080, "search/dual")
+
+
+def rank_batch(b):
+    ids = _base(b, batch=4)
+    ks = b.add("KSampler", (720, 0), {"seed": 42, "steps": 30, "cfg": 7.0, "sampler_name": "euler_ancestral",
+                                      "scheduler": "normal", "denoise": 1.0},
+               model=(ids["ckpt"], 0), positive=(ids["pos"], 0), negative=(ids["neg"], 0),
+               latent_image=(ids["latent"], 0))
+    dec = b.add("VAEDecode", (720, 420), samples=(ks, 0), vae=(ids["ckpt"], 2))
+    rank = b.add("DiffusionSearchRankImages", (1080, 0), {"prompt": PROMPT, "top_k": 2},
+                 images=(dec, 0), verifier=(ids["ver"], 0))
+    b.add("SaveImage", (1440, 0), {"filename_prefix": "search/ranked"}, images=(rank, 0))
+    b.add("SaveImage", (1440, 400), {"filename_prefix": "search/top_k"}, images=(rank, 2))
+
+
+def search_ksampler(b):
+    ids = _base(b)
+    ks = b.add("DiffusionSearchKSampler", (720, 0),
+               {"seed": 42, "steps": 30, "cfg": 7.0, "scheduler": "normal", "prompt": PROMPT, "search": "bfs",
+                "particles": 4},
+               model=(ids["ckpt"], 0), positive=(ids["pos"], 0), negative=(ids["neg"], 0),
+               latent_image=(ids["latent"], 0), vae=(ids["ckpt"], 2), verifier=(ids["ver"], 0))
+    best = b.add("VAEDecode", (1080, 0), samples=(ks, 0), vae=(ids["ckpt"], 2))
+    b.add("SaveImage", (1440, 0), {"filename_prefix": "search/best"}, images=(best, 0))
+    every = b.add("VAEDecode", (1080, 300), samples=(ks, 1), vae=(ids["ckpt"], 2))
+    b.add("SaveImage", (1440, 400), {"filename_prefix": "search/candidates"}, images=(every, 0))
+
+
+WORKFLOWS = {f.__name__: f for f in (bfs_search, bfs_presets_side_by_side, dfs_backtracking, local_search,
+                                      dual_verifiers, rank_batch, search_ksampler)}
+
+
+def build_all(node_classes) -> dict:
+    out = {}
+    for name, fill in WORKFLOWS.items():
+        builder = Builder(node_classes)
+        fill(builder)
+        out[name] = builder.to_ui()
+    return out
+
+
+def main() -> int:
+    import logging
+    import tempfile
+
+    import torch
+
+    sys.path.insert(0, str(HERE.parent))
+    from benchmarks.comfy_runtime import ComfyRuntime
+    from benchmarks.demo import swap_in_tiny_model
+    from benchmarks.tiny_models import write_tiny_models
+    from benchmarks.ui_workflow import ui_to_api
+
+    from example_workflows._preview import save_preview
+
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(1)
+    base = Path(tempfile.mkdtemp(prefix="workflows_"))
+    names = write_tiny_models(base / "models")
+    runtime = ComfyRuntime.boot(base, base / "models")
+    for name, ui in build_all(runtime.node_classes).items():
+        path = HERE / f"{name}.json"
+        path.write_text(json.dumps(ui, indent=1) + "\n")
+        prompt = swap_in_tiny_model(ui_to_api(ui, runtime.node_classes), names, size=64, steps=12)
+        outputs = runtime.run(prompt)
+        save_preview(outputs, base / "output", HERE / f"{name}.png", ui)
+        print(f"wrote {path.name} and its preview")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

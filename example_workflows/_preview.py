@@ -1,0 +1,32 @@
+"""Preview PNGs for the example workflows: the saved images of a run, tiled, with the workflow embedded."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+TILE = 128
+
+
+def saved_images(outputs: dict, output_dir: Path) -> list[Path]:
+    """Files written by SaveImage nodes, in node order, from ComfyUI's per-node UI outputs."""
+    files = []
+    for node_id in sorted(outputs, key=lambda k: int(k) if str(k).isdigit() else str(k)):
+        for image in (outputs[node_id] or {}).get("images", []):
+            files.append(Path(output_dir) / image.get("subfolder", "") / image["filename"])
+    return files
+
+
+def save_preview(outputs: dict, output_dir: Path, target: Path, workflow: dict) -> None:
+    """Tile the saved images (nearest-neighbour upscaled) into one PNG that carries the workflow JSON."""
+    images = [Image.open(path).convert("RGB").resize((TILE, TILE), Image.NEAREST)
+              for path in saved_images(outputs, output_dir)]
+    if not images:
+        raise RuntimeError(f"the workflow for {target.name} saved no images")
+    sheet = Image.new("RGB", (TILE * len(images), TILE), "white")
+    for column, image in enumerate(images):
+        sheet.paste(image, (column * TILE, 0))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("workflow", json.dumps(workflow))  # ComfyUI loads a dropped PNG's embedded workflow
+    sheet.save(target, pnginfo=info)

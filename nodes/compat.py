@@ -1,0 +1,174 @@
+"""The one place that knows how the 2024 ComfyUI snapshot and modern ComfyUI differ (see docs/nodes.md)."""
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+EVENT_NAME = "diffusion_search.event"
+
+
+def _comfy(name: str):
+    """Import a ComfyUI module when first needed, so the pack also imports outside ComfyUI (tests, scripts)."""
+    return importlib.import_module(name)
+
+
+def comfyui_is_modern() -> bool:
+    """Modern ComfyUI ships `comfy_execution` (and `comfyui_version`); the 2024 snapshot has neither."""
+    for name in ("comfy_execution", "comfyui_version"):
+        try:
+            importlib.import_module(name)
+            return True
+        except ImportError:
+            continue
+    return False
+
+
+def has_guider_types() -> bool:
+    """GUIDER / NOISE sockets and SamplerCustomAdvanced exist only in modern ComfyUI."""
+    return hasattr(_comfy("comfy.samplers"), "CFGGuider")
+
+
+def denoiser_gradients_supported() -> bool:
+    """Backprop through the UNet works in modern ComfyUI; the 2024 snapshot fails with an in-place error."""
+    return comfyui_is_modern()
+
+
+def noise_form_of(base_model) -> str:
+    """'flow' for CONST model sampling (SD3, FLUX: x = (1-σ)x0 + σε), else 'eps' (SD1.5, SDXL, v-prediction)."""
+    ms = _comfy("comfy.model_sampling")
+    const = getattr(ms, "CONST", None)
+    if const is not None and isinstance(base_model.model_sampling, const):
+        return "flow"
+    return "eps"
+
+
+def base_model_of(model_k):
+    """The comfy BaseModel inside the wrapped denoiser a KSAMPLER function receives (same path in both versions)."""
+    inner = model_k
+    for _ in range(4):
+        if hasattr(inner, "process_latent_out") and hasattr(inner, "model_sampling"):
+            return inner
+        inner = getattr(inner, "inner_model", None)
+        if inner is None:
+            break
+    raise RuntimeError("could not find ComfyUI's BaseModel inside the sampler's model wrapper "
+                       "(expected model.inner_model.inner_model); is this ComfyUI version supported?")
+
+
+def make_ksampler(sampler_function, extra_options: dict):
+    """Wrap a k-diffusion-signature function as a SAMPLER; identical call in both versions."""
+    return _comfy("comfy.samplers").KSAMPLER(sampler_function, extra_options=extra_options)
+
+
+def check_interrupted() -> None:
+    """Raise ComfyUI's InterruptProcessingException if the user pressed Cancel."""
+    _comfy("comfy.model_management").throw_exception_if_processing_interrupted()
+
+
+def progress_bar(total: int, node_id=None):
+    """_comfy("comfy.utils").ProgressBar; modern takes node_id (so the bar shows on the right node), 2024 does not."""
+    try:
+        return _comfy("comfy.utils").ProgressBar(total, node_id=node_id)
+    except TypeError:
+        return _comfy("comfy.utils").ProgressBar(total)
+
+
+def _prompt_server():
+    try:
+        server = importlib.import_module("server")
+    except ImportError:
+        return None
+    return getattr(server.PromptServer, "instance", None)
+
+
+def current_prompt_id():
+    """The id of the running prompt when the server exposes it (both versions set `last_prompt_id`)."""
+    instance = _prompt_server()
+    return getattr(instance, "last_prompt_id", None) if instance is not None else None
+
+
+def send_event(event: dict) -> None:
+    """Forward one search event to the browser; silently skipped when no PromptServer runs (plain scripts)."""
+    instance = _prompt_server()
+    if instance is None:
+        return
+    client_id = getattr(instance, "client_id", None)
+    instance.send_sync(EVENT_NAME, event, client_id)
+
+
+def load_models_to_device(patchers) -> None:
+    """Ask ComfyUI's memory manager to put these ModelPatchers on the compute device."""
+    _comfy("comfy.model_management").load_models_gpu(list(patchers))
+
+
+def copy_for_grad(module: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy made outside inference mode: weights made under inference_mode cannot join autograd."""
+    from ..verifiers.base import make_grad_ready
+    with torch.inference_mode(False), torch.no_grad():
+        clone = copy.deepcopy(module)
+        make_grad_ready(clone)   # deepcopy may keep inference tensors; rebuild those as normal frozen ones
+        clone.requires_grad_(False)
+    return clone
+
+
+def intermediate_device():
+    return _comfy("comfy.model_management").intermediate_device()
+
+
+def scheduler_names() -> list[str]:
+    return list(_comfy("comfy.samplers").KSampler.SCHEDULERS)
+
+
+def calculate_sigmas(model_patcher, scheduler: str, steps: int, denoise: float = 1.0) -> torch.Tensor:
+    """Sigmas like BasicScheduler: modern has calculate_sigmas(model_sampling, ...), 2024 the *_scheduler form."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if not 0.0 < denoise <= 1.0:
+        raise ValueError(f"denoise must be in (0, 1], got {denoise}")
+    total_steps = int(steps / denoise) if denoise < 1.0 else steps
+    _comfy("comfy.model_management").load_models_gpu([model_patcher])
+    if hasattr(_comfy("comfy.samplers"), "calculate_sigmas"):
+        sigmas = _comfy("comfy.samplers").calculate_sigmas(model_patcher.model.model_sampling, scheduler, total_steps)
+    else:
+        sigmas = _comfy("comfy.samplers").calculate_sigmas_scheduler(model_patcher.model, scheduler, total_steps)
+    return sigmas.cpu()[-(steps + 1):]
+
+
+def sample_custom(model_patcher, noise, cfg, sampler, sigmas, positive, negative, latent_image, *, noise_mask=None,
+                  callback=None, seed=None):
+    """_comfy("comfy.sample").sample_custom: the same call and meaning in both versions (SamplerCustom's path)."""
+    disable_pbar = not getattr(_comfy("comfy.utils"), "PROGRESS_BAR_ENABLED", True)
+    return _comfy("comfy.sample").sample_custom(model_patcher, noise, cfg, sampler, sigmas, positive, negative, latent_image,
+                                      noise_mask=noise_mask, callback=callback, disable_pbar=disable_pbar, seed=seed)
+
+
+def prepare_noise(latent_image: torch.Tensor, seed: int, batch_index=None) -> torch.Tensor:
+    """ComfyUI's seeded initial noise, so the same seed gives the same image as KSampler / SamplerCustom."""
+    return _comfy("comfy.sample").prepare_noise(latent_image, seed, batch_index)
+
+
+def preview_callback(model_patcher, steps: int, x0_output: dict):
+    """latent_preview.prepare_callback: step progress bar plus live previews of the current best particle."""
+    return _comfy("latent_preview").prepare_callback(model_patcher, steps, x0_output)
+
+
+def differentiable_denoiser(model_k, base_model):
+    """model_k that autograd can pass through (modern ComfyUI): UNet weights made normal tensors, inputs cloned.
+
+    Loader nodes create weights under inference mode, and autograd refuses to save inference tensors; swapping each
+    weight for a normal copy (once, in place, same values) and cloning the sigma rows lets d r(D(x)) / d x flow.
+    """
+    from ..verifiers.base import make_grad_ready
+    make_grad_ready(base_model.diffusion_model)
+
+    def denoise(x, sigma, **extra_args):
+        with torch.inference_mode(False):
+            sigma = sigma.clone()
+        return model_k(x, sigma, **extra_args)
+
+    return denoise

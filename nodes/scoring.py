@@ -1,0 +1,110 @@
+"""The scoring path: x0 prediction -> process_latent_out -> decode (VAE or TAESD, optionally smaller) -> verifier."""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+import torch.nn.functional as F
+
+from . import compat
+
+log = logging.getLogger(__name__)
+
+
+class LatentScorer:
+    """Turns x0 predictions in the model's latent space into rewards, batched in chunks (paper Sec. 3: f(x_{0|t}))."""
+
+    def __init__(self, base_model, vae, verifier, prompt: str, *, score_size: int = 0, chunk_size: int = 8,
+                 check_interrupt=compat.check_interrupted):
+        if vae is None:
+            raise ValueError("scoring needs a VAE to decode latents into images: connect a VAE (or a TAESD VAE "
+                             "from VAELoader for cheap intermediate scores) to the 'vae' input")
+        if verifier is None:
+            raise ValueError("scoring needs a verifier: connect a DiffusionSearch verifier loader to 'verifier'")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.base_model = base_model
+        self.vae = vae
+        self.verifier = verifier
+        self.prompt = prompt
+        self.score_size = int(score_size)
+        self.chunk_size = int(chunk_size)
+        self.check_interrupt = check_interrupt
+        self._grad_decoder = None
+        self._vae_loaded = False
+        self.evaluations = 0   # verifier evaluations (images scored), reported in progress and events
+        self.seconds = 0.0     # wall time spent decoding and scoring (benchmarks separate it from search overhead)
+
+    # -- decoding -------------------------------------------------------------------------------------------------
+    def _to_vae_latent(self, x0: torch.Tensor) -> torch.Tensor:
+        latent = self.base_model.process_latent_out(x0)
+        if self.score_size > 0:
+            # Shrink the latent, not the image: decoding cost scales with the latent area.
+            ratio = getattr(self.vae, "upscale_ratio", 8)
+            longest = max(latent.shape[-2:]) * ratio
+            if self.score_size < longest:
+                scale = self.score_size / longest
+                size = [max(1, round(s * scale)) for s in latent.shape[-2:]]
+                latent = F.interpolate(latent, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return latent
+
+    def _decode_with(self, module, latent: torch.Tensor) -> torch.Tensor:
+        vae = self.vae
+        pixels = module.decode(latent.to(device=vae.device, dtype=vae.vae_dtype)).float()
+        return vae.process_output(pixels).movedim(1, -1)
+
+    def _ensure_vae_loaded(self) -> None:
+        # Once per search: asking ComfyUI's memory manager at every chunk costs more than a tiny decode.
+        if not self._vae_loaded:
+            compat.load_models_to_device([self.vae.patcher])
+            self._vae_loaded = True
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """IMAGE batch [M, H, W, 3] in [0, 1] for x0 predictions [M, C, h, w] (no gradients)."""
+        self._ensure_vae_loaded()
+        return self._decode_with(self.vae.first_stage_model, self._to_vae_latent(x0))
+
+    def decode_differentiable(self, x0: torch.Tensor) -> torch.Tensor:
+        """Same as decode, through a VAE copy made outside inference mode so autograd reaches x0."""
+        if self._grad_decoder is None:
+            self._ensure_vae_loaded()
+            self._grad_decoder = compat.copy_for_grad(self.vae.first_stage_model)
+        return self._decode_with(self._grad_decoder, self._to_vae_latent(x0))
+
+    # -- scoring --------------------------------------------------------------------------------------------------
+    def score(self, x0: torch.Tensor) -> torch.Tensor:
+        """Rewards [M] (float32, on x0's device) of the selecting/guiding verifier, no gradients."""
+        started = time.perf_counter()
+        rewards = []
+        with torch.no_grad():
+            for chunk in x0.split(self.chunk_size):
+                self.check_interrupt()
+                images = self.decode(chunk)
+                rewards.append(self.verifier.score(images, [self.prompt] * chunk.shape[0]).float().to(x0.device))
+                self.evaluations += chunk.shape[0]
+        rewards = torch.cat(rewards)
+        _synchronize(x0.device)  # the search reads the rewards at once; count the wait here, not in the search
+        self.seconds += time.perf_counter() - started
+        return rewards
+
+    def score_with_grad(self, x0: torch.Tensor) -> torch.Tensor:
+        """Differentiable rewards [M] w.r.t. x0 (the guide verifier of local search); works inside inference mode."""
+        if not getattr(self.verifier, "differentiable", False):
+            raise ValueError(f"verifier '{getattr(self.verifier, 'name', self.verifier)}' is not differentiable, so "
+                             "it cannot guide local search; pick a differentiable guide verifier or set "
+                             "Langevin steps to 0")
+        self.check_interrupt()
+        started = time.perf_counter()
+        with torch.inference_mode(False), torch.enable_grad():
+            x0 = x0.clone() if x0.is_inference() else x0
+            images = self.decode_differentiable(x0)
+            rewards = self.verifier.score(images, [self.prompt] * x0.shape[0], grad=True).float()
+        self.evaluations += x0.shape[0]
+        self.seconds += time.perf_counter() - started  # forward only; the backward runs in the caller
+        return rewards
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

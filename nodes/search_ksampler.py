@@ -1,0 +1,113 @@
+"""The all-in-one search KSampler: one node for people who do not build custom-sampler graphs."""
+from __future__ import annotations
+
+import json
+import logging
+
+import torch
+
+from . import compat, widgets
+from .search_sampler import ScoringSpec, SearchOutcome, SearchPlan, make_search_sampler
+
+log = logging.getLogger(__name__)
+
+DFS = "dfs"
+
+
+def _search_choices() -> list[str]:
+    return widgets.preset_choices()[:-1] + [DFS]
+
+
+class DiffusionSearchKSampler:
+    """KSampler that searches (paper: BFS presets or DFS, optional local search and dual verifiers)."""
+
+    DESCRIPTION = ("KSampler with inference-time search: BFS presets (the paper's BFS, Best-of-N, FK, DAS, TreeG, "
+                   "SVDD) or DFS. Outputs the best latent, every final candidate ranked best first, their scores "
+                   "and the search trace (JSON).")
+    RETURN_TYPES = ("LATENT", "LATENT", "STRING", "STRING")
+    RETURN_NAMES = ("best", "candidates", "scores_json", "trace_json")
+    FUNCTION = "sample"
+    CATEGORY = widgets.SEARCH_CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        required = {
+            "model": ("MODEL",),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                             "tooltip": "Same seed, same settings: same image (particle noise is derived from it)."}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+            "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
+            "scheduler": (compat.scheduler_names(),),
+            "positive": ("CONDITIONING",),
+            "negative": ("CONDITIONING",),
+            "latent_image": ("LATENT",),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01}),
+            **widgets.scoring_inputs(),
+            "search": (_search_choices(), {"default": "bfs", "tooltip":
+                       "A BFS preset (bfs = the paper's) or dfs (backtracking with the δ/ΔT below)."}),
+            "particles": widgets.bfs_inputs()["particles"],
+            "lam": widgets.bfs_inputs()["lam"],
+            "resampling_steps": widgets.bfs_inputs()["resampling_steps"],
+            "delta": widgets.dfs_inputs()["delta"],
+            "backtrack_steps": widgets.dfs_inputs()["backtrack_steps"],
+            "nfe_budget": widgets.dfs_inputs()["nfe_budget"],
+            **widgets.scoring_options(),
+        }
+        optional = {**widgets.optional_scoring_inputs(),
+                    "local_search": (widgets.LOCAL_SEARCH_TYPE, {"tooltip": "Attach Langevin local search."})}
+        return {"required": required, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    def sample(self, model, seed, steps, cfg, scheduler, positive, negative, latent_image, denoise, vae, verifier,
+               prompt, search, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget, score_size,
+               chunk_size, select_verifier=None, local_search=None, unique_id=None):
+        latents = _latent_samples(latent_image)
+        scoring = ScoringSpec(vae=vae, guide_verifier=verifier, prompt=prompt, select_verifier=select_verifier,
+                              score_size=int(score_size), chunk_size=int(chunk_size))
+        plan = _plan(search, scoring, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget,
+                     local_search, unique_id)
+        outcome = SearchOutcome()
+        sampler = make_search_sampler(plan, outcome)
+        sigmas = compat.calculate_sigmas(model, scheduler, int(steps), float(denoise))
+        noise = compat.prepare_noise(latents, int(seed), latent_image.get("batch_index"))
+        x0_output = {}
+        callback = compat.preview_callback(model, sigmas.shape[-1] - 1, x0_output)
+        samples = compat.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latents,
+                                       noise_mask=latent_image.get("noise_mask"), callback=callback, seed=int(seed))
+        return _outputs(latent_image, samples, outcome)
+
+
+def _latent_samples(latent_image) -> torch.Tensor:
+    if not isinstance(latent_image, dict) or not isinstance(latent_image.get("samples"), torch.Tensor):
+        raise ValueError(f"'latent_image' must be a LATENT (e.g. from Empty Latent Image or VAE Encode), got "
+                         f"{type(latent_image).__name__}")
+    return latent_image["samples"]
+
+
+def _plan(search, scoring, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget, local_search,
+          node_id) -> SearchPlan:
+    if search == DFS:
+        config = widgets.dfs_config(delta, "constant", backtrack_steps, nfe_budget, -1, 1)
+        return SearchPlan("dfs", scoring, dfs=config, local=local_search, node_id=node_id)
+    config = widgets.bfs_config(search, lam, resampling_steps, 0.0, None, None, None)
+    return SearchPlan("bfs", scoring, n_particles=int(particles), bfs=config, local=local_search, node_id=node_id)
+
+
+def _outputs(latent_image, samples, outcome: SearchOutcome):
+    """best latent, ranked candidates [B*N] (item-major, best first), scores and trace as JSON strings."""
+    result = outcome.result
+    best = dict(latent_image)
+    best["samples"] = samples
+    best.pop("noise_mask", None)
+    candidates = dict(best)
+    scores = {"rewards": [], "order": [], "nfe": 0}
+    if result is not None and outcome.candidates is not None:
+        order = result.order.to(torch.long).cpu()
+        ranked = torch.stack([outcome.candidates[b][order[b]] for b in range(order.shape[0])])
+        candidates["samples"] = ranked.reshape(-1, *ranked.shape[2:]).to(samples.device)
+        rewards = result.rewards.float().cpu()
+        scores = {"rewards": [[float(rewards[b, i]) for i in order[b]] for b in range(order.shape[0])],
+                  "order": order.tolist(), "nfe": int(result.nfe), "nfe_per_item": list(result.nfe_per_item),
+                  "grad_evals": int(result.grad_evals)}
+        candidates.pop("batch_index", None)
+    trace = result.to_json() if result is not None else json.dumps({"version": 1, "events": []})
+    return (best, candidates, json.dumps(scores), trace)

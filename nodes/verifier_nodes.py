@@ -1,0 +1,159 @@
+"""Verifier loader nodes (one per registered verifier) and a node that mixes verifiers with weights."""
+from __future__ import annotations
+
+import logging
+import os
+
+import importlib
+
+import torch
+
+from ..verifiers import registry
+from ..verifiers.base import Verifier
+from ..verifiers.composite import CompositeVerifier
+
+log = logging.getLogger(__name__)
+
+VERIFIER_TYPE = "SEARCH_VERIFIER"
+CATEGORY = "sampling/custom_sampling/search/verifiers"
+WEIGHT_EXTENSIONS = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+NORMALISE_MODES = ("raw", "z-score", "rank")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _folder_paths():
+    return importlib.import_module("folder_paths")
+
+
+def register_model_folders() -> None:
+    """Make models/<subfolder>/ of every verifier known to folder_paths (extra_model_paths.yaml may add more)."""
+    try:
+        folder_paths = _folder_paths()
+    except ImportError:  # imported outside ComfyUI (tests of the plain libraries, scripts): nothing to register
+        return
+    for spec in registry.available():
+        if spec.subfolder and spec.subfolder not in folder_paths.folder_names_and_paths:
+            folder_paths.add_model_folder_path(spec.subfolder, os.path.join(folder_paths.models_dir, spec.subfolder))
+
+
+def _missing_choice(spec) -> str:
+    return f"(missing: put {spec.files[0].filename} in models/{spec.subfolder}/)"
+
+
+def weight_choices(spec) -> list[str]:
+    """Weight files found in the verifier's models folder, or one entry that says what is missing."""
+    folder_paths = _folder_paths()
+    try:
+        files = [f for f in folder_paths.get_filename_list(spec.subfolder) if f.lower().endswith(WEIGHT_EXTENSIONS)]
+    except KeyError:
+        files = []
+    return files or [_missing_choice(spec)]
+
+
+def _device(choice: str) -> torch.device:
+    return importlib.import_module("comfy.model_management").get_torch_device() if choice == "auto" else torch.device(choice)
+
+
+def _class_name(spec_name: str) -> str:
+    return "DiffusionSearchVerifier" + "".join(part.capitalize() for part in spec_name.split("_"))
+
+
+def make_loader_node(spec):
+    """Build the classic ComfyUI node class that loads verifier `spec` (files found through folder_paths)."""
+
+    class VerifierLoader:
+        SPEC_NAME = spec.name
+        DESCRIPTION = spec.description
+        RETURN_TYPES = (VERIFIER_TYPE,)
+        RETURN_NAMES = ("verifier",)
+        FUNCTION = "load"
+        CATEGORY = CATEGORY
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            required = {}
+            if spec.files:
+                required["weights"] = (weight_choices(spec), {
+                    "tooltip": f"A file in models/{spec.subfolder}/; the loader reads every file it needs from that "
+                               f"folder ({', '.join(f.filename for f in spec.files)})."})
+            for option, default in spec.options.items():
+                if option in ("weights",):
+                    continue
+                if isinstance(default, str) and option != "head":
+                    required[option] = ("STRING", {"default": default, "tooltip": f"loader option '{option}'"})
+            required["device"] = (["auto", "cpu"], {
+                "default": "auto", "tooltip": "auto = ComfyUI's compute device (the GPU when there is one)."})
+            required["dtype"] = (list(DTYPES), {"default": "float32"})
+            required["chunk_size"] = ("INT", {
+                "default": 8, "min": 1, "max": 256,
+                "tooltip": "Images scored per forward pass; lower it if the verifier runs out of memory."})
+            return {"required": required}
+
+        def load(self, device, dtype, chunk_size, weights=None, **options):
+            options = {k: v for k, v in options.items() if k in spec.options}
+            folder = None
+            if spec.files:
+                if weights is None or weights.startswith("(missing"):
+                    raise ValueError(f"verifier '{spec.name}' needs {', '.join(f.filename for f in spec.files)} in "
+                                     f"models/{spec.subfolder}/ ({spec.files[0].source}); verifiers never download")
+                path = _folder_paths().get_full_path(spec.subfolder, weights)
+                folder = os.path.dirname(path)
+                if "weights" in spec.options:
+                    options["weights"] = path
+            verifier = registry.load(spec.name, folder, device=_device(device), dtype=DTYPES[dtype], **options)
+            verifier.chunk_size = int(chunk_size)
+            log.info("loaded verifier %s on %s", spec.name, verifier.device)
+            return (verifier,)
+
+    VerifierLoader.__name__ = _class_name(spec.name)
+    return VerifierLoader
+
+
+class DiffusionSearchCombineVerifiers:
+    """A weighted sum of up to four verifiers as one verifier (prompt-following + aesthetics, etc.)."""
+
+    DESCRIPTION = ("Weighted sum of verifiers (reward = Σ weight_i · reward_i, optionally z-scored per batch), or a "
+                   "weighted mean rank for selection only. Differentiable if all parts are (not in rank mode).")
+    RETURN_TYPES = (VERIFIER_TYPE,)
+    RETURN_NAMES = ("verifier",)
+    FUNCTION = "combine"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        weight = ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.05,
+                            "tooltip": "Multiplies this verifier's reward; rewards are on each verifier's own scale."})
+        return {
+            "required": {"verifier_1": (VERIFIER_TYPE,), "weight_1": weight,
+                         "normalise": (list(NORMALISE_MODES), {"default": "raw", "tooltip":
+                                       "raw: weights times each verifier's own scale; z-score: standardise each "
+                                       "over the scored batch first; rank: weighted mean rank in [0, 1] (no "
+                                       "gradients, use as select_verifier)."})},
+            "optional": {"verifier_2": (VERIFIER_TYPE,), "weight_2": weight,
+                         "verifier_3": (VERIFIER_TYPE,), "weight_3": weight,
+                         "verifier_4": (VERIFIER_TYPE,), "weight_4": weight},
+        }
+
+    def combine(self, verifier_1, weight_1, normalise="raw", **optional):
+        parts = [(verifier_1, weight_1)]
+        for index in (2, 3, 4):
+            verifier = optional.get(f"verifier_{index}")
+            if verifier is not None:
+                parts.append((verifier, optional.get(f"weight_{index}", 1.0)))
+        for verifier, _ in parts:
+            if not isinstance(verifier, Verifier):
+                raise TypeError(f"expected a SEARCH_VERIFIER, got {type(verifier).__name__}")
+        verifiers, weights = [v for v, _ in parts], [float(w) for _, w in parts]
+        if normalise == "raw":  # fixed (mean 0, std 1) stats: the plain weighted sum of raw rewards
+            return (CompositeVerifier(verifiers, weights, stats=[(0.0, 1.0)] * len(parts)),)
+        if normalise == "z-score":
+            return (CompositeVerifier(verifiers, weights),)
+        if normalise == "rank":
+            return (CompositeVerifier(verifiers, weights, mode="rank"),)
+        raise ValueError(f"normalise must be one of {NORMALISE_MODES}, got {normalise!r}")
+
+
+def loader_nodes() -> dict:
+    """{node id: class} for every registered verifier, ids like DiffusionSearchVerifierImageReward."""
+    register_model_folders()
+    return {_class_name(spec.name): make_loader_node(spec) for spec in registry.available()}

@@ -1,0 +1,138 @@
+"""Widget definitions shared by the search nodes (tooltips give the paper's ranges) and their parsing."""
+from __future__ import annotations
+
+from ..search_core.config import DELTA_SCHEDULES, GRAD_MODES, RESAMPLINGS, SCORINGS, TEMPERATURES
+from ..search_core.presets import PRESETS
+
+VERIFIER_TYPE = "SEARCH_VERIFIER"
+LOCAL_SEARCH_TYPE = "DIFFUSION_SEARCH_LOCAL"
+SEARCH_CATEGORY = "sampling/custom_sampling/search"
+CUSTOM = "custom"
+
+# Display order: the paper's BFS first, then the baselines it subsumes, then the free design space.
+PRESET_ORDER = ["bfs", "best_of_n", "fk", "das", "treeg", "svdd"]
+
+
+def preset_choices() -> list[str]:
+    return [name for name in PRESET_ORDER if name in PRESETS] + \
+           [name for name in PRESETS if name not in PRESET_ORDER] + [CUSTOM]
+
+
+def scoring_inputs() -> dict:
+    """vae, guide verifier, prompt: what the scoring path latent -> image -> reward needs."""
+    return {
+        "vae": ("VAE", {"tooltip": "Decodes x0 predictions for the verifier. A TAESD VAE (VAELoader 'taesd') makes "
+                                   "intermediate scoring ~6x cheaper than the full VAE."}),
+        "verifier": (VERIFIER_TYPE, {"tooltip": "Guide verifier: scores particles during the search (and gives "
+                                                "local search its gradient)."}),
+        "prompt": ("STRING", {"default": "", "multiline": True,
+                              "tooltip": "The prompt text the verifier compares against (ImageReward, CLIP, ...)."}),
+    }
+
+
+def scoring_options() -> dict:
+    return {
+        "score_size": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 8,
+                               "tooltip": "Decode for scoring at this longest side (0 = full size). Verifiers "
+                                          "look at 224 px, so 256-512 loses little and decodes faster."}),
+        "chunk_size": ("INT", {"default": 8, "min": 1, "max": 256,
+                               "tooltip": "Particles decoded and scored per batch; lower it when memory is short."}),
+    }
+
+
+def optional_scoring_inputs() -> dict:
+    return {
+        "select_verifier": (VERIFIER_TYPE, {"tooltip": "Dual verifiers (paper Sec. 4): a second verifier that "
+                                                       "selects/resamples, so the guide verifier cannot be "
+                                                       "over-optimised. Empty: the guide verifier selects too."}),
+    }
+
+
+def bfs_inputs() -> dict:
+    return {
+        "preset": (preset_choices(), {"default": "bfs", "tooltip":
+                   "bfs = the paper's BFS (increase, max, SSP); best_of_n; fk = FK-steering (constant, max, "
+                   "multinomial); das = DAS w/o gradient (increase, difference, SSP); treeg (top half); svdd "
+                   "(greedy every step); custom = the three axes below."}),
+        "particles": ("INT", {"default": 4, "min": 1, "max": 256,
+                              "tooltip": "N particles per latent (paper: 2, 4, 8). 1 = the plain sampler."}),
+        "lam": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1000.0, "step": 0.5,
+                          "tooltip": "λ, inverse temperature: weights ∝ exp(λ_t·score) (paper: 10 for ImageReward)."}),
+        "resampling_steps": ("INT", {"default": 4, "min": 0, "max": 1000, "tooltip":
+                                     "How many evenly spaced resampling points (paper: 4, at steps 20/40/60/80 of "
+                                     "100). Ignored by svdd (every step)."}),
+        "ess_threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
+                                    "Resample only when ESS < threshold·N (paper: 0.5); 0 = always resample."}),
+        "temperature": (list(TEMPERATURES), {"default": "increase_exp", "tooltip":
+                        "custom only. constant; increase_exp λ((1+γ)^i-1) (paper text); increase_linear λ·2i/T "
+                        "(paper code); inf = greedy."}),
+        "scoring": (list(SCORINGS), {"default": "max", "tooltip":
+                    "custom only. current r_t; difference r_t - r_{t+1}; max over the path (paper's best)."}),
+        "resampling": (list(RESAMPLINGS), {"default": "ssp", "tooltip":
+                       "custom only. ssp (Srinivasan sampling; the paper's key gain), multinomial, systematic, "
+                       "stratified, residual, top_half, greedy, none."}),
+    }
+
+
+def bfs_config(preset, lam, resampling_steps, ess_threshold, temperature, scoring, resampling):
+    """BFSConfig from widgets: a preset with λ / resampling count / ESS overridden, or the custom axes."""
+    from ..search_core.config import BFSConfig
+    overrides = dict(lam=float(lam), num_resamples=int(resampling_steps),
+                     ess_threshold=float(ess_threshold) if ess_threshold > 0 else None)
+    if preset == CUSTOM:
+        return BFSConfig(name=CUSTOM, temperature=temperature, scoring=scoring, resampling=resampling,
+                         **overrides).validate()
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: use one of {preset_choices()}")
+    return PRESETS[preset].replace(**overrides)
+
+
+def dfs_inputs() -> dict:
+    return {
+        "delta": ("FLOAT", {"default": 0.0, "min": -1e6, "max": 1e6, "step": 0.01, "tooltip":
+                            "δ: backtrack when the particle's score falls below δ_t. Higher = more backtracking, "
+                            "more compute, better samples (set it near the verifier's typical good score)."}),
+        "delta_schedule": (list(DELTA_SCHEDULES), {"default": "constant", "tooltip":
+                           "constant δ_t = δ; alpha_scaled δ_t = δ/ᾱ_t (reference code; epsilon models only)."}),
+        "backtrack_steps": ("INT", {"default": 4, "min": 1, "max": 1000, "tooltip":
+                                    "ΔT: re-noise this many steps up when backtracking (paper: 12-14 of 16)."}),
+        "nfe_budget": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip":
+                               "Denoiser evaluations per latent (0 = 2 × steps). A dive always completes."}),
+        "max_backtracks": ("INT", {"default": -1, "min": -1, "max": 10000, "tooltip": "-1 = no cap."}),
+        "check_from": ("INT", {"default": 1, "min": 0, "max": 10000,
+                               "tooltip": "First step whose score is checked against δ_t."}),
+    }
+
+
+def dfs_config(delta, delta_schedule, backtrack_steps, nfe_budget, max_backtracks, check_from):
+    from ..search_core.config import DFSConfig
+    return DFSConfig(delta=float(delta), delta_schedule=delta_schedule, backtrack_steps=int(backtrack_steps),
+                     nfe_budget=int(nfe_budget) or None, max_backtracks=None if max_backtracks < 0 else
+                     int(max_backtracks), check_from=int(check_from)).validate()
+
+
+def local_inputs() -> dict:
+    return {
+        "gradient_mode": (list(GRAD_MODES), {"default": "x0", "tooltip":
+                          "x0: gradient of the reward at the x0 prediction (works in every ComfyUI); denoiser: "
+                          "through the UNet (modern ComfyUI only, ~3 NFE per step)."}),
+        "langevin_steps": ("INT", {"default": 1, "min": 1, "max": 100, "tooltip":
+                                   "Gradient iterations per guided step (paper ImageNet: 4)."}),
+        "recur_steps": ("INT", {"default": 1, "min": 0, "max": 100, "tooltip":
+                                "Recurrences: re-noise and repeat the guided step (paper: 1). Each costs 1 NFE."}),
+        "mu": ("FLOAT", {"default": 0.4, "min": 0.0, "max": 100.0, "step": 0.01,
+                         "tooltip": "μ, x0-space step size (paper ImageNet: 0.4)."}),
+        "rho": ("FLOAT", {"default": 0.2, "min": 0.0, "max": 100.0, "step": 0.01,
+                          "tooltip": "ρ, step size through the denoiser (paper ImageNet: 0.2)."}),
+        "start_step": ("INT", {"default": 0, "min": 0, "max": 10000,
+                               "tooltip": "First denoising step with local search."}),
+        "grad_clip": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1e6, "step": 0.1,
+                                "tooltip": "Per-particle gradient-norm clip; 0 = none."}),
+    }
+
+
+def local_config(gradient_mode, langevin_steps, recur_steps, mu, rho, start_step, grad_clip):
+    from ..search_core.config import LangevinConfig
+    return LangevinConfig(grad_mode=gradient_mode, steps=int(langevin_steps), recur_steps=int(recur_steps),
+                          mu=float(mu), rho=float(rho), start_step=int(start_step),
+                          grad_clip=float(grad_clip) if grad_clip > 0 else None).validate()

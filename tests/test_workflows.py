@@ -1,0 +1,57 @@
+"""Every example workflow is a valid UI-format ComfyUI workflow with a preview PNG, and runs end to end."""
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from benchmarks.demo import swap_in_tiny_model
+from comfy_harness import ui_to_api
+
+WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "example_workflows"
+WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
+SEARCH_NODES = {"DiffusionSearchBFSSampler", "DiffusionSearchDFSSampler", "DiffusionSearchLocalSampler",
+                "DiffusionSearchKSampler"}
+
+
+def test_there_is_a_workflow_per_use():
+    names = {path.stem for path in WORKFLOWS}
+    assert {"bfs_search", "bfs_presets_side_by_side", "dfs_backtracking", "local_search", "dual_verifiers",
+            "rank_batch"} <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_is_valid_ui_format_with_preview(path, comfy):
+    workflow = json.loads(path.read_text())
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+    assert len(nodes) == len(workflow["nodes"]) and workflow["last_node_id"] >= max(nodes)
+    links = {link[0]: link for link in workflow["links"]}
+    assert workflow["last_link_id"] >= max(links)
+    for link_id, source, slot, target, target_slot, kind in workflow["links"]:
+        assert link_id in nodes[source]["outputs"][slot]["links"]
+        assert nodes[target]["inputs"][target_slot]["link"] == link_id
+        assert nodes[source]["outputs"][slot]["type"] == kind
+    for node in nodes.values():
+        assert node["type"] in comfy.node_classes, node["type"]
+        for entry in node["inputs"]:
+            assert entry["link"] is None or entry["link"] in links
+    # the standard loaders only, so anyone can run it (the demo swaps them for the tiny model)
+    types = {node["type"] for node in nodes.values()}
+    assert "CheckpointLoaderSimple" in types and not {"UNETLoader", "DiffusionSearchTestConditioning"} & types
+    preview = path.with_suffix(".png")
+    assert preview.is_file(), f"{preview.name} is missing: run python -m example_workflows._generate"
+    with Image.open(preview) as image:
+        assert json.loads(image.info["workflow"])["nodes"], "the PNG must carry its workflow (drag and drop)"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_runs_end_to_end(path, comfy, tiny_models):
+    prompt = ui_to_api(json.loads(path.read_text()), comfy.node_classes)
+    prompt = swap_in_tiny_model(prompt, tiny_models, size=32, steps=4)
+    comfy.events.clear()
+    outputs = comfy.run(prompt)
+    saved = [image for output in outputs.values() for image in (output or {}).get("images", [])]
+    assert saved, "each example saves images"
+    searches = sum(1 for node in prompt.values() if node["class_type"] in SEARCH_NODES)
+    finals = [data for event, data in comfy.events if event == "diffusion_search.event" and data["type"] == "final"]
+    assert len(finals) == searches
