@@ -89,7 +89,8 @@ class LatentScorer:
         return rewards
 
     def score_with_grad(self, x0: torch.Tensor) -> torch.Tensor:
-        """Differentiable rewards [M] w.r.t. x0 (the guide verifier of local search); works inside inference mode."""
+        """Differentiable rewards [M] (on x0's device) w.r.t. x0, for the guide verifier of local search; works inside
+        inference mode."""
         if not getattr(self.verifier, "differentiable", False):
             raise ValueError(f"verifier '{getattr(self.verifier, 'name', self.verifier)}' is not differentiable, so "
                              "it cannot guide local search; pick a differentiable guide verifier or set "
@@ -99,7 +100,7 @@ class LatentScorer:
         with torch.inference_mode(False), torch.enable_grad():
             x0 = x0.clone() if x0.is_inference() else x0
             images = self.decode_differentiable(x0)
-            rewards = self.verifier.score(images, [self.prompt] * x0.shape[0], grad=True).float()
+            rewards = self.verifier.score(images, [self.prompt] * x0.shape[0], grad=True).float().to(x0.device)
         self.evaluations += x0.shape[0]
         self.seconds += time.perf_counter() - started  # forward only; the backward runs in the caller
         return rewards
