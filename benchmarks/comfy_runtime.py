@@ -78,8 +78,8 @@ class RecordingServer:
     def queue_updated(self):
         pass
 
-    def send_progress_text(self, *args, **kwargs):
-        pass
+    def send_progress_text(self, text, node_id, sid=None):
+        self.send_sync("progress_text", {"node": node_id, "text": text})
 
 
 class ComfyRuntime:
@@ -101,6 +101,8 @@ class ComfyRuntime:
         self._import_comfy()
         self._configure_folders(models_dir, extra_model_folders)
         self.server = RecordingServer()
+        if not self.modern:
+            self.server.send_progress_text = None  # the 2024 server has no progress text: behave like it
         self._server_module.PromptServer.instance = self.server
         self._load_nodes()
         self.progress: list[tuple[int, int]] = []

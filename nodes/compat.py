@@ -101,6 +101,14 @@ def send_event(event: dict) -> None:
     instance.send_sync(EVENT_NAME, event, client_id)
 
 
+def send_progress_text(text: str, node_id) -> None:
+    """Show a line of text on the node (modern ComfyUI's progress text); skipped where the server has none (2024)."""
+    instance = _prompt_server()
+    send = getattr(instance, "send_progress_text", None) if instance is not None else None
+    if send is not None and node_id is not None:
+        send(text, str(node_id), getattr(instance, "client_id", None))
+
+
 def load_models_to_device(patchers) -> None:
     """Ask ComfyUI's memory manager to put these ModelPatchers on the compute device."""
     _comfy("comfy.model_management").load_models_gpu(list(patchers))

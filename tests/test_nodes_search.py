@@ -87,6 +87,19 @@ def test_events_forwarded_with_node_and_prompt_ids(comfy, tiny_graph):
     assert events[-1]["evaluations"] > 0  # verifier evaluations counted alongside the NFE
 
 
+def test_node_shows_steps_and_evaluations_as_progress_text(comfy, tiny_graph):
+    """Where ComfyUI has progress text (modern), the node shows step, NFE and images scored; 2024 sends none."""
+    comfy.events.clear()
+    comfy.run(_custom_graph(tiny_graph, _bfs("bfs"), steps=4))
+    texts = [data for event, data in comfy.events if event == "progress_text"]
+    if not comfy.modern:
+        assert texts == []
+        return
+    assert [t["node"] for t in texts] == ["search"] * 5  # four steps and the final line
+    assert texts[0]["text"].startswith("BFS step 1/4 · NFE 8 · ")
+    assert texts[-1]["text"].startswith("BFS done · NFE 32 · ") and texts[-1]["text"].endswith(" scored")
+
+
 def test_same_seed_same_image_and_seed_matters(comfy, tiny_graph):
     outputs = []
     for seed in (7, 7, 8):
