@@ -119,6 +119,11 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
     def sample_search(model, x, sigmas, extra_args=None, callback=None, disable=None, **_options):
         from ..search_core.trace import SearchResult
 
+        if (extra_args or {}).get("denoise_mask") is not None and x.shape[0] > 1:
+            # ComfyUI's inpainting wrapper blends B rows of the input latent into the model's input; the search
+            # evaluates B·N particle rows (DFS: any subset of items), which that wrapper cannot match.
+            raise ValueError(f"inpainting (a latent noise mask) with a search works on one latent at a time, got a "
+                             f"batch of {x.shape[0]}: set the batch size to 1, or run the items one by one")
         base_model = compat.base_model_of(model)
         noise_form = compat.noise_form_of(base_model)
         if noise_form == "flow" and plan.reject_flow:

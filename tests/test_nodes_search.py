@@ -100,6 +100,20 @@ def test_node_shows_steps_and_evaluations_as_progress_text(comfy, tiny_graph):
     assert texts[-1]["text"].startswith("BFS done · NFE 32 · ") and texts[-1]["text"].endswith(" scored")
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_inpainting_mask_runs_for_one_latent_and_is_refused_clearly_for_a_batch(comfy, tiny_graph, batch):
+    graph = _custom_graph(tiny_graph, _bfs("bfs", particles=3), steps=3, batch=batch)
+    graph["mask"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": SIZE, "height": SIZE}}
+    graph["masked"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["latent", 0], "mask": ["mask", 0]}}
+    graph["sc"]["inputs"]["latent_image"] = ["masked", 0]
+    if batch == 1:
+        comfy.run(graph)
+        assert tuple(comfy.captured["out"]["samples"].shape) == (1, 4, SIZE // 8, SIZE // 8)
+    else:
+        with pytest.raises(ComfyExecutionError, match="one latent at a time.*batch size to 1"):
+            comfy.run(graph)
+
+
 def test_same_seed_same_image_and_seed_matters(comfy, tiny_graph):
     outputs = []
     for seed in (7, 7, 8):
