@@ -1,4 +1,5 @@
 """The scoring path (latent -> process_latent_out -> decode -> verifier), verifier nodes and the rank node, in ComfyUI."""
+import importlib
 import json
 import sys
 
@@ -104,10 +105,23 @@ def tiny_unet_and_vae(comfy, tiny_models):
     return unet, vae
 
 
-def test_scoring_path_gradient_matches_finite_difference(comfy, tiny_unet_and_vae):
+@pytest.fixture
+def float32_vae(comfy, tiny_models):
+    """The tiny VAE forced to float32 (on a GPU ComfyUI picks bf16, too coarse for finite differences), TF32 off."""
+    comfy_sd, comfy_utils = (importlib.import_module(name) for name in ("comfy.sd", "comfy.utils"))
+    path = comfy.folder_paths.get_full_path("vae", tiny_models["vae"])
+    with torch.inference_mode():
+        vae = comfy_sd.VAE(sd=comfy_utils.load_torch_file(path), dtype=torch.float32)
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield vae
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def test_scoring_path_gradient_matches_finite_difference(comfy, tiny_unet_and_vae, float32_vae):
     """Gradients reach the latent through a VAE copy even though the weights were made in inference mode."""
     scoring = _pack_module(comfy, "scoring")
-    unet, vae = tiny_unet_and_vae
+    unet, vae = tiny_unet_and_vae[0], float32_vae
     verifier = comfy.pack.verifiers.ColourfulnessVerifier() if hasattr(comfy.pack, "verifiers") else None
     if verifier is None:
         from verifiers import ColourfulnessVerifier
