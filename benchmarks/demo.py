@@ -91,12 +91,12 @@ def main(argv=None) -> int:
     workflow = json.loads(args.workflow.read_text())
     prompt = swap_in_tiny_model(ui_to_api(workflow, runtime.node_classes), names, args.size, args.steps)
 
-    start = time.perf_counter()
+    started_at, start = time.time(), time.perf_counter()
     runtime.run(prompt)
     seconds = time.perf_counter() - start
 
     events = [data for name, data in runtime.events if name == EVENT]
-    images = sorted((out / "comfyui" / "output").rglob("*.png"))
+    images = sorted(p for p in (out / "comfyui" / "output").rglob("*.png") if p.stat().st_mtime >= started_at - 1)
     report = {"workflow": str(args.workflow), "seconds": round(seconds, 2), "images": [str(p) for p in images],
               "runs": summarise(events), "events": events}
     (out / "search_report.json").write_text(json.dumps(report, indent=1))
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
             chosen = [item[i] for item, i in zip(final, run.get("selected") or [0] * len(final))]
             mean = [sum(item) / len(item) for item in final]
             print(f"    final rewards per item: selected {_fmt(chosen)}, mean of the final particles {_fmt(mean)}")
-    print(f"Images: {len(images)} in {out / 'comfyui' / 'output'}")
+    print(f"Images written by this run: {len(images)} in {out / 'comfyui' / 'output'}")
     print(f"Search report: {out / 'search_report.json'}")
     if not images:
         print("No image was written: the workflow has no SaveImage node.", file=sys.stderr)
