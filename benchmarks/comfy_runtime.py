@@ -143,13 +143,8 @@ class ComfyRuntime:
             (self.base / sub).mkdir(exist_ok=True)
             setter(str(self.base / sub))
         if models_dir is not None:
-            models_dir = Path(models_dir)
-            for kind in ("unet", "diffusion_models", "vae", "checkpoints", "clip", "vae_approx"):
-                if kind in fp.folder_names_and_paths or kind in ("unet",):
-                    (models_dir / kind).mkdir(parents=True, exist_ok=True)
-                    fp.add_model_folder_path(kind, str(models_dir / kind))
-            if "diffusion_models" in fp.folder_names_and_paths:
-                fp.add_model_folder_path("diffusion_models", str(models_dir / "unet"))
+            for kind in ("unet", "vae"):  # where write_tiny_models puts its files; modern maps "unet" itself
+                fp.add_model_folder_path(kind, str(Path(models_dir) / kind))
         for kind, path in extra_model_folders.items():
             fp.add_model_folder_path(kind, str(path))
         custom = make_custom_nodes_dir(self.base)
