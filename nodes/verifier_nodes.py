@@ -153,7 +153,103 @@ class DiffusionSearchCombineVerifiers:
         raise ValueError(f"normalise must be one of {NORMALISE_MODES}, got {normalise!r}")
 
 
+LABEL_EXTENSIONS = (".txt",)
+
+
+def _model_dirs(folder: str) -> list[str]:
+    try:
+        return _folder_paths().get_folder_paths(folder)
+    except KeyError:
+        return []
+
+
+def _files_in(folder: str, extensions: tuple[str, ...], missing: str) -> list[str]:
+    """Files under models/<folder>/ (every configured path), listed here: ComfyUI registers 'classifiers' for
+    extension-less files only, and its registry is not ours to change."""
+    found = set()
+    for root in _model_dirs(folder):
+        for directory, subdirs, files in os.walk(root, followlinks=True):
+            subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+            found.update(os.path.relpath(os.path.join(directory, f), root).replace(os.sep, "/")
+                         for f in files if f.lower().endswith(extensions))
+    return sorted(found) or [missing]
+
+
+def _full_path(folder: str, name: str) -> str | None:
+    """The file `name` (relative, no '..') in one of models/<folder>/'s paths, else None."""
+    relative = os.path.normpath(name)
+    if os.path.isabs(relative) or relative.startswith(".."):
+        return None
+    for root in _model_dirs(folder):
+        path = os.path.join(root, relative)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+class DiffusionSearchVerifierClassifier:
+    """Any timm image classifier as a verifier: reward = log p(label | image) (paper §4, classifier verifiers)."""
+
+    SPEC_NAME = "classifier"
+    DESCRIPTION = ("An image classifier (any timm architecture, weights + labels file from models/classifiers/) as a "
+                   "verifier: reward = log p(label | image), the label set here or named in the prompt. "
+                   "Differentiable, so it can guide local search.")
+    RETURN_TYPES = (VERIFIER_TYPE,)
+    RETURN_NAMES = ("verifier",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        from ..verifiers.classifier import FROM_PROMPT, NORMALISATION_CHOICES
+        return {"required": {
+            "weights": (_files_in("classifiers", WEIGHT_EXTENSIONS, "(missing: put classifier weights in "
+                                                                    "models/classifiers/)"), {
+                "tooltip": "The classifier's weights (a state dict, .safetensors or .pt) in models/classifiers/."}),
+            "labels": (_files_in("classifiers", LABEL_EXTENSIONS, "(missing: put a labels .txt in "
+                                                                  "models/classifiers/)"), {
+                "tooltip": "Class names, one per line in the classifier's output order (synonyms after commas)."}),
+            "architecture": ("STRING", {"default": "", "tooltip":
+                             "The timm architecture of the weights (e.g. resnet50, convnext_tiny, "
+                             "vit_base_patch16_224). Empty: read it from <weights name>.json beside the weights."}),
+            "label": ("STRING", {"default": FROM_PROMPT, "tooltip":
+                      "The rewarded class (a name from the labels file, or #index). 'from prompt' or empty: the "
+                      "class named in the search's prompt (e.g. 'a photo of a goldfish' -> goldfish)."}),
+            "input_size": ("INT", {"default": 0, "min": 0, "max": 4096, "tooltip":
+                           "Pixels the classifier looks at (square). 0: from <weights name>.json, else the "
+                           "architecture's timm default (224 for most)."}),
+            "normalisation": (list(NORMALISATION_CHOICES), {"default": "auto", "tooltip":
+                              "auto: from <weights name>.json, else the architecture's timm mean/std. imagenet, "
+                              "inception (0.5), clip, or none (pixels in [0, 1])."}),
+            "device": (["auto", "cpu"], {"default": "auto", "tooltip":
+                       "auto = ComfyUI's compute device (the GPU when there is one)."}),
+            "dtype": (list(DTYPES), {"default": "float32"}),
+            "chunk_size": ("INT", {"default": 32, "min": 1, "max": 1024, "tooltip":
+                           "Images scored per forward pass; lower it if the verifier runs out of memory."}),
+        }}
+
+    def load(self, weights, labels, architecture, label, input_size, normalisation, device, dtype, chunk_size):
+        for value, what in ((weights, "weights"), (labels, "labels")):
+            if value.startswith("(missing"):
+                raise ValueError(f"the classifier verifier needs a {what} file in models/classifiers/ "
+                                 "(verifiers never download): put it there and refresh the page")
+        weights_path, labels_path = _full_path("classifiers", weights), _full_path("classifiers", labels)
+        for path, name in ((weights_path, weights), (labels_path, labels)):
+            if path is None:
+                raise ValueError(f"'{name}' is not in models/classifiers/ any more: refresh the page and pick again")
+        verifier = registry.load("classifier", os.path.dirname(weights_path), device=_device(device),
+                                 dtype=DTYPES[dtype], weights=weights_path, labels=labels_path,
+                                 architecture=architecture, label=label, input_size=int(input_size),
+                                 normalisation=normalisation, chunk_size=int(chunk_size))
+        log.info("loaded classifier verifier %s on %s", weights, verifier.device)
+        return (verifier,)
+
+
+CUSTOM_LOADERS = {"classifier": DiffusionSearchVerifierClassifier}
+
+
 def loader_nodes() -> dict:
     """{node id: class} for every registered verifier, ids like DiffusionSearchVerifierImageReward."""
     register_model_folders()
-    return {_class_name(spec.name): make_loader_node(spec) for spec in registry.available()}
+    return {_class_name(spec.name): CUSTOM_LOADERS.get(spec.name) or make_loader_node(spec)
+            for spec in registry.available()}

@@ -99,6 +99,19 @@ REGISTRY: dict[str, VerifierSpec] = {spec.name: spec for spec in (
         ),
     ),
     VerifierSpec(
+        "classifier", "classifier:load_classifier",
+        "Image classifier (any timm architecture): log p(label | image); the label is set or named in the prompt.",
+        subfolder="classifiers", needs_prompt=True,
+        files=(
+            WeightFile("model.safetensors", "timm classifier weights (any name; .safetensors / .pt / .pth / .bin)",
+                       f"{HF}/timm (e.g. timm/resnet50.a1_in1k: model.safetensors) or your own training"),
+            WeightFile("labels.txt", "class names, one per line in the classifier's output order",
+                       "the model's card (ImageNet: imagenet_classes.txt); the digits world ships digits_labels.txt"),
+        ),
+        options={"architecture": "", "weights": "model.safetensors", "labels": "labels.txt", "label": "",
+                 "input_size": 0, "normalisation": "auto"},
+    ),
+    VerifierSpec(
         "face", "face:load_face",
         "MTCNN ONet face probability (facenet-pytorch's pretrained onet.pt); a prompt-free test reward.",
         subfolder="facenet",
