@@ -36,18 +36,48 @@ def register_model_folders() -> None:
             folder_paths.add_model_folder_path(spec.subfolder, os.path.join(folder_paths.models_dir, spec.subfolder))
 
 
-def _missing_choice(spec) -> str:
-    return f"(missing: put {spec.files[0].filename} in models/{spec.subfolder}/)"
+def _missing_choice(spec, filename: str | None = None) -> str:
+    return f"(missing: put {filename or spec.files[0].filename} in models/{spec.subfolder}/)"
 
 
-def weight_choices(spec) -> list[str]:
-    """Weight files found in the verifier's models folder, or one entry that says what is missing."""
+def weight_choices(spec, filename: str | None = None) -> list[str]:
+    """Weight files found in the verifier's models folder (subfolders too), or one entry that says what is missing."""
     folder_paths = _folder_paths()
     try:
         files = [f for f in folder_paths.get_filename_list(spec.subfolder) if f.lower().endswith(WEIGHT_EXTENSIONS)]
     except KeyError:
         files = []
-    return files or [_missing_choice(spec)]
+    return files or [_missing_choice(spec, filename)]
+
+
+def _file_widget(index: int, keyword: str) -> str:
+    return "weights" if index == 0 else keyword  # the main file keeps the widget name every loader has
+
+
+def _default_choice(choices: list[str], filename: str) -> str:
+    """The entry named like the usual file (in any subfolder), else the first."""
+    return next((c for c in choices if os.path.basename(c) == filename), choices[0])
+
+
+def check_picked_name(spec, widget: str, name) -> None:
+    """Refuse placeholders and names that leave the models folder (absolute paths, '..')."""
+    if not isinstance(name, str) or not name or name.startswith("(missing"):
+        raise ValueError(f"verifier '{spec.name}' needs {', '.join(f.filename for f in spec.files)} in "
+                         f"models/{spec.subfolder}/ ({spec.files[0].source}); verifiers never download")
+    parts = name.replace("\\", "/").split("/")
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts:
+        raise ValueError(f"{widget} '{name}' is not a file inside models/{spec.subfolder}/: pick one from the list "
+                         "(paths that leave the models folder are refused)")
+
+
+def picked_file(spec, widget: str, name) -> str:
+    """Full path of the file picked in `widget`; refuses placeholders, paths out of the models folder, and gone files."""
+    check_picked_name(spec, widget, name)
+    path = _folder_paths().get_full_path(spec.subfolder, name)
+    if path is None or not os.path.isfile(path):
+        raise ValueError(f"{widget} '{name}' is not in models/{spec.subfolder}/ (any more): put it there, or refresh "
+                         "the node list (press R) and pick another file")
+    return path
 
 
 def _device(choice: str) -> torch.device:
@@ -71,15 +101,21 @@ def make_loader_node(spec):
 
         @classmethod
         def INPUT_TYPES(cls):
+            picked = {keyword for keyword, _ in spec.picked_files}
+            picked_names = {filename for _, filename in spec.picked_files}
             required = {}
-            if spec.files:
-                required["weights"] = (weight_choices(spec), {
-                    "tooltip": f"A file in models/{spec.subfolder}/; the loader reads every file it needs from that "
-                               f"folder ({', '.join(f.filename for f in spec.files)})."})
+            for index, (keyword, filename) in enumerate(spec.picked_files):
+                choices = weight_choices(spec, filename)
+                companions = [f.filename for f in spec.files if f.filename not in picked_names]
+                required[_file_widget(index, keyword)] = (choices, {
+                    "default": _default_choice(choices, filename),
+                    "tooltip": f"The {keyword} file to load, from models/{spec.subfolder}/ (usually {filename})"
+                               + (f"; {', '.join(companions)} are read from the same folder as the weights."
+                                  if companions and index == 0 else ".")})
             for option, default in spec.options.items():
-                if option in ("weights",):
+                if option in picked:
                     continue
-                if isinstance(default, str) and option != "head":
+                if isinstance(default, str):
                     required[option] = ("STRING", {"default": default, "tooltip": f"loader option '{option}'"})
             required["device"] = (["auto", "cpu"], {
                 "default": "auto", "tooltip": "auto = ComfyUI's compute device (the GPU when there is one)."})
@@ -89,17 +125,16 @@ def make_loader_node(spec):
                 "tooltip": "Images scored per forward pass; lower it if the verifier runs out of memory."})
             return {"required": required}
 
-        def load(self, device, dtype, chunk_size, weights=None, **options):
-            options = {k: v for k, v in options.items() if k in spec.options}
+        def load(self, device, dtype, chunk_size, **inputs):
+            picked = {keyword for keyword, _ in spec.picked_files}
+            options = {k: v for k, v in inputs.items() if k in spec.options and k not in picked}
+            widgets = [(_file_widget(index, keyword), keyword) for index, (keyword, _) in enumerate(spec.picked_files)]
+            for widget, _ in widgets:  # every name first: a path out of the models folder is refused as such
+                check_picked_name(spec, widget, inputs.get(widget))
             folder = None
-            if spec.files:
-                if weights is None or weights.startswith("(missing"):
-                    raise ValueError(f"verifier '{spec.name}' needs {', '.join(f.filename for f in spec.files)} in "
-                                     f"models/{spec.subfolder}/ ({spec.files[0].source}); verifiers never download")
-                path = _folder_paths().get_full_path(spec.subfolder, weights)
-                folder = os.path.dirname(path)
-                if "weights" in spec.options:
-                    options["weights"] = path
+            for widget, keyword in widgets:
+                options[keyword] = picked_file(spec, widget, inputs.get(widget))
+                folder = folder or os.path.dirname(options[keyword])  # companions come from beside the main file
             verifier = registry.load(spec.name, folder, device=_device(device), dtype=DTYPES[dtype], **options)
             verifier.chunk_size = int(chunk_size)
             log.info("loaded verifier %s on %s", spec.name, verifier.device)

@@ -94,7 +94,7 @@ def test_wrong_architecture_for_weights_is_a_clear_error(tmp_path, clip_folder):
         "embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}}}))
     (tmp_path / "open_clip_pytorch_model.bin").write_bytes((clip_folder / "open_clip_pytorch_model.bin").read_bytes())
-    with pytest.raises(ValueError, match="does not fit open_clip architecture"):
+    with pytest.raises(ValueError, match="does not fit the open_clip architecture"):
         verifiers.load("clip_score", tmp_path)
 
 

@@ -42,9 +42,10 @@ def load_aesthetic(folder: str | Path | None = None, *, head: str | Path = "sac+
     """The MLP head file and the CLIP ViT-L/14 (OpenAI, QuickGELU) weights, both from `folder` or explicit paths."""
     head_path = resolve_file(folder, head, "aesthetic", "sac+logos+ava1-l14-linearMSE.pth")
     clip_path, config = open_clip_files(folder, weights, "aesthetic")
-    parts = build_open_clip(model_name, clip_path, config=config)
-    head_state = read_state_dict(head_path)
+    head_state = read_state_dict(head_path)  # first: a bad head file is named before CLIP is built
     width = head_state["layers.0.weight"].shape[1] if "layers.0.weight" in head_state else 768
     mlp = RewardHead(width)
-    load_exact(mlp, head_state, head_path)
+    load_exact(mlp, head_state, head_path, what="the aesthetic predictor's MLP head", allow_unexpected=False,
+               fix="Pick sac+logos+ava1-l14-linearMSE.pth (improved-aesthetic-predictor) as the head")
+    parts = build_open_clip(model_name, clip_path, config=config)
     return AestheticVerifier(parts, mlp, chunk_size=chunk_size, device=device, dtype=dtype)

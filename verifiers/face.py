@@ -60,5 +60,6 @@ def load_face(folder: str | Path | None = None, *, weights: str | Path = "onet.p
     """ONet from facenet-pytorch's onet.pt (a plain state dict)."""
     path = resolve_file(folder, weights, "face", "onet.pt")
     net = ONet()
-    load_exact(net, read_state_dict(path), path)
+    load_exact(net, read_state_dict(path), path, what="MTCNN ONet", allow_unexpected=False,
+               fix="Pick facenet-pytorch's onet.pt (facenet_pytorch/data/onet.pt)")
     return FaceVerifier(net, chunk_size=chunk_size, device=device, dtype=dtype)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .base import Verifier
-from .checkpoints import load_exact, read_state_dict
+from .checkpoints import check_state, load_exact, read_state_dict
 from .image_reward_model import ImageRewardNet, TextConfig, VisionConfig
 from .preprocess import clip_preprocess
 from .registry import resolve_file
@@ -21,6 +21,7 @@ REWARD_MEAN = 0.16717362830052426
 REWARD_STD = 1.0333394966054072
 MAX_PROMPT_TOKENS = 35  # the model was trained on prompts padded/truncated to 35 WordPiece tokens
 VISION_HEAD_DIM = 64     # BLIP ViTs use 64-wide heads (ViT-L: 16 heads of 64)
+IMAGE_REWARD_FIX = "Pick the official ImageReward.pt (THUDM/ImageReward)"
 
 
 def vision_config_from_state(state: dict[str, torch.Tensor], prefix: str = "blip.visual_encoder.") -> VisionConfig:
@@ -99,8 +100,10 @@ def load_image_reward(folder: str | Path | None = None, *, checkpoint: str | Pat
     tokenizer = BertTokenizer(vocab_file=str(vocab_path), do_lower_case=True)
 
     state = read_state_dict(checkpoint_path)
-    if "blip.visual_encoder.cls_token" not in state:
-        raise ValueError(f"{checkpoint_path} is not an ImageReward checkpoint (no blip.visual_encoder.* tensors)")
+    prefix = "blip.visual_encoder."
+    shape_keys = [prefix + k for k in ("cls_token", "patch_embed.proj.weight", "pos_embed", "blocks.0.mlp.fc1.weight")]
+    check_state({k: tuple(state[k].shape) if k in state else () for k in shape_keys}, state, checkpoint_path,
+                what="ImageReward (BLIP ViT + BERT)", fix=IMAGE_REWARD_FIX)
     vision = vision_config_from_state(state)
     text = text_config_from_json(config_path, vision.width)
     if len(tokenizer) > text.vocab_size:
@@ -108,5 +111,6 @@ def load_image_reward(folder: str | Path | None = None, *, checkpoint: str | Pat
                          f"vocab_size={text.vocab_size}: use the bert-base-uncased vocab.txt")
     with torch.device("meta"):  # no random init: every tensor comes from the checkpoint
         net = ImageRewardNet(vision, text)
-    load_exact(net, state, checkpoint_path)
+    load_exact(net, state, checkpoint_path, what=f"ImageReward with {config_path.name} from beside it",
+               fix=IMAGE_REWARD_FIX + f" and the med_config.json that came with it")
     return ImageRewardVerifier(net, tokenizer, chunk_size=chunk_size, device=device, dtype=dtype)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Verifier
+from .checkpoints import check_state, read_state_dict
 from .preprocess import clip_preprocess
 from .registry import resolve_file
 
@@ -43,16 +44,26 @@ class PickScoreVerifier(Verifier):
         return self.model.logit_scale.exp() * cosine
 
 
-def load_pickscore(folder: str | Path | None = None, *, device="cpu", dtype=torch.float32,
-                   chunk_size: int = 4) -> PickScoreVerifier:
-    """PickScore_v1 from a local folder with config.json + model.safetensors (transformers' own loader, offline)."""
-    resolve_file(folder, "config.json", "pickscore", "config.json")
-    if folder is None or not any((Path(folder) / name).is_file() for name in WEIGHT_NAMES):
-        resolve_file(folder, "model.safetensors", "pickscore", "model.safetensors")  # raises, naming the file
+def load_pickscore(folder: str | Path | None = None, *, weights: str | Path | None = None, device="cpu",
+                   dtype=torch.float32, chunk_size: int = 4) -> PickScoreVerifier:
+    """PickScore_v1 from its weights file (model.safetensors / pytorch_model.bin) and the config.json beside it."""
+    if weights is not None:
+        weights_path = resolve_file(folder, weights, "pickscore", "model.safetensors")
+        folder = weights_path.parent
+    config_path = resolve_file(folder, "config.json", "pickscore", "config.json")
+    if weights is None:
+        found = [Path(folder) / name for name in WEIGHT_NAMES if (Path(folder) / name).is_file()]
+        weights_path = found[0] if found else resolve_file(folder, "model.safetensors", "pickscore")  # raises
+    state = read_state_dict(weights_path)  # first: a bad file is named before the model is built
     import open_clip  # lazy; its CLIP BPE tokenizer ships in the wheel (the same vocabulary PickScore uses)
-    from transformers import CLIPModel
+    from transformers import CLIPConfig, CLIPModel
 
-    model = CLIPModel.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+    config = CLIPConfig.from_json_file(str(config_path))
+    with torch.device("meta"):  # shapes only, to check the file before transformers loads it
+        expected = {k: tuple(v.shape) for k, v in CLIPModel(config).state_dict().items()}
+    check_state(expected, state, weights_path, what=f"PickScore (a transformers CLIPModel) with {config_path}",
+                fix="Pick PickScore_v1's model.safetensors with the config.json from the same repository beside it")
+    model = CLIPModel.from_pretrained(None, config=config, state_dict=state, dtype=torch.float32)
     context = model.config.text_config.max_position_embeddings
     tokenizer = open_clip.tokenize if context == 77 else (lambda texts: open_clip.tokenize(texts, context_length=context))
     return PickScoreVerifier(model, tokenizer, chunk_size=chunk_size, device=device, dtype=dtype)

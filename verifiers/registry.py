@@ -31,6 +31,9 @@ class VerifierSpec:
     differentiable: bool = True
     needs_prompt: bool = False
     options: dict = field(default_factory=dict)   # loader keyword options and their defaults, for node widgets
+    # (loader keyword, usual file name) of each file the user picks in the node; the first is the main weights file,
+    # whose folder also holds the companion files (configs, vocabularies)
+    picked_files: tuple[tuple[str, str], ...] = ()
 
     def load_function(self) -> Callable:
         module_name, function_name = self.loader.split(":")
@@ -51,7 +54,7 @@ REGISTRY: dict[str, VerifierSpec] = {spec.name: spec for spec in (
     VerifierSpec(
         "image_reward", "image_reward:load_image_reward",
         "ImageReward (BLIP ViT-L/16 + BERT cross-attention + MLP), standardised human-preference reward.",
-        subfolder="image_reward", needs_prompt=True,
+        subfolder="image_reward", needs_prompt=True, picked_files=(("checkpoint", "ImageReward.pt"),),
         files=(
             WeightFile("ImageReward.pt", "official ImageReward checkpoint", f"{HF}/THUDM/ImageReward/blob/main/ImageReward.pt"),
             WeightFile("med_config.json", "BLIP text-encoder config", f"{HF}/THUDM/ImageReward/blob/main/med_config.json"),
@@ -66,6 +69,7 @@ REGISTRY: dict[str, VerifierSpec] = {spec.name: spec for spec in (
         files=(WeightFile("open_clip_pytorch_model.bin", "open_clip weights (.bin/.safetensors/.pt) for `model_name`",
                           f"{HF}/timm/vit_base_patch32_clip_224.openai (or any open_clip repo on the hub)"),),
         options={"model_name": "ViT-B-32-quickgelu", "weights": "open_clip_pytorch_model.bin"},
+        picked_files=(("weights", "open_clip_pytorch_model.bin"),),
     ),
     VerifierSpec(
         "aesthetic", "aesthetic:load_aesthetic",
@@ -79,6 +83,7 @@ REGISTRY: dict[str, VerifierSpec] = {spec.name: spec for spec in (
         ),
         options={"model_name": "ViT-L-14-quickgelu", "head": "sac+logos+ava1-l14-linearMSE.pth",
                  "weights": "open_clip_pytorch_model.bin"},
+        picked_files=(("weights", "open_clip_pytorch_model.bin"), ("head", "sac+logos+ava1-l14-linearMSE.pth")),
     ),
     VerifierSpec(
         "hpsv2", "clip_score:load_hpsv2",
@@ -87,11 +92,12 @@ REGISTRY: dict[str, VerifierSpec] = {spec.name: spec for spec in (
         files=(WeightFile("HPS_v2.1_compressed.pt", "HPSv2.1 checkpoint (HPS_v2_compressed.pt also works)",
                           f"{HF}/xswu/HPSv2/tree/main"),),
         options={"model_name": "ViT-H-14", "weights": "HPS_v2.1_compressed.pt"},
+        picked_files=(("weights", "HPS_v2.1_compressed.pt"),),
     ),
     VerifierSpec(
         "pickscore", "pickscore:load_pickscore",
         "PickScore: transformers CLIPModel (ViT-H-14) fine-tuned on Pick-a-Pic; logit_scale * cosine.",
-        subfolder="pickscore", needs_prompt=True,
+        subfolder="pickscore", needs_prompt=True, picked_files=(("weights", "model.safetensors"),),
         files=(
             WeightFile("config.json", "transformers CLIP config", f"{HF}/yuvalkirstain/PickScore_v1/tree/main"),
             WeightFile("model.safetensors", "PickScore weights (or pytorch_model.bin)",
@@ -114,7 +120,7 @@ REGISTRY: dict[str, VerifierSpec] = {spec.name: spec for spec in (
     VerifierSpec(
         "face", "face:load_face",
         "MTCNN ONet face probability (facenet-pytorch's pretrained onet.pt); a prompt-free test reward.",
-        subfolder="facenet",
+        subfolder="facenet", picked_files=(("weights", "onet.pt"),),
         files=(WeightFile("onet.pt", "MTCNN ONet weights", "the facenet-pytorch package: facenet_pytorch/data/onet.pt"),),
     ),
 )}
