@@ -93,25 +93,68 @@ def tiny_unet_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return {k: v.contiguous() for k, v in sd.tensors.items()}
 
 
+# Encoder: 8x8 block means of the photo's colours in opponent channels (rows: latent channels; columns: R, G, B;
+# last column: offset), at about the scale of real SD latents (std ~5 before the model's 0.18215), so VAE Encode
+# keeps a photo's layout and img2img tests can tell the input latent from zeros. The decoder stays random.
+ENCODER_GAIN = 24.0
+ENCODER_COLOURS = ((0.299, 0.587, 0.114, -0.5),   # luminance
+                   (1.0, -1.0, 0.0, 0.0),         # red - green
+                   (-0.5, -0.5, 1.0, 0.0),        # blue - yellow
+                   (0.0, 1.0, -1.0, 0.0))         # green - blue
+
+
+def _encoder(sd: _StateDict, width: int) -> None:
+    """TAESD encoder weights that compute ENCODER_COLOURS of 8x8 block means (input in [0, 1], so ReLUs pass)."""
+    enc = "taesd_encoder."
+
+    def zeros(key, *shape):
+        sd.tensors[key] = torch.zeros(*shape)
+
+    def block(p):  # Block: Sequential(conv, ReLU, conv, ReLU, conv) + identity skip; zero convs: ReLU(x) = x
+        for i in (0, 2, 4):
+            zeros(f"{p}.conv.{i}.weight", width, width, 3, 3)
+            zeros(f"{p}.conv.{i}.bias", width)
+
+    first = torch.zeros(width, 3, 3, 3)
+    first[torch.arange(3), torch.arange(3), 1, 1] = 1.0   # channels 0-2 carry R, G, B
+    sd.tensors[enc + "0.weight"], sd.tensors[enc + "0.bias"] = first, torch.zeros(width)
+    block(enc + "1")
+    i = 2
+    for _ in range(3):                    # stride-2 conv (2x2 mean: taps 1-2 of a padded 3x3), three blocks
+        down = torch.zeros(width, width, 3, 3)
+        down[torch.arange(3), torch.arange(3), 1:, 1:] = 0.25
+        sd.tensors[f"{enc}{i}.weight"] = down
+        i += 1
+        for _ in range(3):
+            block(f"{enc}{i}")
+            i += 1
+    colours = torch.tensor(ENCODER_COLOURS) * ENCODER_GAIN
+    last = torch.zeros(LATENT_CHANNELS, width, 3, 3)
+    last[:, :3, 1, 1] = colours[:, :3]
+    sd.tensors[f"{enc}{i}.weight"], sd.tensors[f"{enc}{i}.bias"] = last, colours[:, 3].clone()
+
+
 def tiny_taesd_state_dict(seed: int = 1, width: int = 64) -> dict[str, torch.Tensor]:
-    """TAESD encoder + decoder (comfy/taesd/taesd.py layout, nn.Sequential indices)."""
+    """TAESD encoder + decoder (comfy/taesd/taesd.py layout, nn.Sequential indices): designed encoder, random decoder."""
     sd = _StateDict(seed)
 
     def block(p):  # Block: Sequential(conv, ReLU, conv, ReLU, conv) with an identity skip
         for i in (0, 2, 4):
             sd.conv(f"{p}.conv.{i}", width, width, std=0.05)
 
+    # The random encoder is drawn first as before, then replaced, so the decoder's weights stay what they were.
     enc = "taesd_encoder."
     sd.conv(enc + "0", width, 3, std=0.05)
     block(enc + "1")
     i = 2
-    for _ in range(3):                    # stride-2 conv, then three blocks, three times: 8x down
+    for _ in range(3):
         sd.conv(f"{enc}{i}", width, width, bias=False, std=0.05)
         i += 1
         for _ in range(3):
             block(f"{enc}{i}")
             i += 1
     sd.conv(f"{enc}{i}", LATENT_CHANNELS, width, std=0.05)
+    _encoder(sd, width)
 
     dec = "taesd_decoder."                # index 0 is Clamp, 2 is ReLU: no parameters
     sd.conv(dec + "1", width, LATENT_CHANNELS, std=0.05)

@@ -9,6 +9,7 @@ import torch
 
 from . import compat
 from .events import EventForwarder
+from .inpaint import per_row_inpainting
 from .scoring import LatentScorer
 
 log = logging.getLogger(__name__)
@@ -119,11 +120,6 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
     def sample_search(model, x, sigmas, extra_args=None, callback=None, disable=None, **_options):
         from ..search_core.trace import SearchResult
 
-        if (extra_args or {}).get("denoise_mask") is not None and x.shape[0] > 1:
-            # ComfyUI's inpainting wrapper blends B rows of the input latent into the model's input; the search
-            # evaluates B·N particle rows (DFS: any subset of items), which that wrapper cannot match.
-            raise ValueError(f"inpainting (a latent noise mask) with a search works on one latent at a time, got a "
-                             f"batch of {x.shape[0]}: set the batch size to 1, or run the items one by one")
         base_model = compat.base_model_of(model)
         noise_form = compat.noise_form_of(base_model)
         if noise_form == "flow" and plan.reject_flow:
@@ -157,9 +153,10 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
         start = getattr(model, "latent_image", None)  # img2img: fresh particles noise the input latent, not zeros
         if isinstance(start, torch.Tensor) and start.shape == x.shape and torch.count_nonzero(start) > 0:
             kwargs["start_x0"] = start
-        denoiser = model
+        # Inpainting: the mask, input latent and noise follow each particle row's item (nodes/inpaint.py).
+        denoiser, extra_args = per_row_inpainting(model, extra_args or {}, x.shape[0])
         if plan.local is not None and plan.local.grad_mode == "denoiser":
-            denoiser = compat.differentiable_denoiser(model, base_model)
+            denoiser = compat.differentiable_denoiser(denoiser, base_model)
         samples = _search_function(plan.algorithm)(denoiser, x, sigmas, extra_args, step_callback, disable, **kwargs)
         if outcome is not None:
             outcome.result = result

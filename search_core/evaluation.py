@@ -23,11 +23,17 @@ def _check_rewards(rewards, m: int, name: str) -> torch.Tensor:
 
 
 class Evaluator:
-    """Calls ``model`` and the verifiers for the samplers, counting NFE per item and checking outputs."""
+    """Calls ``model`` and the verifiers for the samplers, counting NFE per item and checking outputs.
+
+    ``extra_args`` tensors whose first dimension is the number of items are per item (an inpainting mask, class
+    labels): each model call gets the rows of its particles' items (BFS: B·N item-major rows; DFS: the active items).
+    """
 
     def __init__(self, model, extra_args: dict | None, n_items: int, max_batch: int | None, device):
         self.model = model
         self.extra_args = extra_args or {}
+        self.per_item = [key for key, value in self.extra_args.items()
+                         if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == n_items]
         self.max_batch = max_batch
         self.nfe = 0
         self.nfe_per_item = torch.zeros(n_items, dtype=torch.long, device=device)
@@ -39,8 +45,16 @@ class Evaluator:
         self.nfe += int(items.numel())
         self.nfe_per_item.index_add_(0, items, torch.ones_like(items))
 
-    def _model(self, x, sigma_rows):
-        out = self.model(x, sigma_rows, **self.extra_args)
+    def _row_args(self, items: torch.Tensor) -> dict:
+        if not self.per_item:
+            return self.extra_args
+        args = dict(self.extra_args)
+        for key in self.per_item:
+            args[key] = args[key].index_select(0, items.to(args[key].device))
+        return args
+
+    def _model(self, x, sigma_rows, items):
+        out = self.model(x, sigma_rows, **self._row_args(items))
         if out.shape != x.shape:
             raise ValueError(f"the model returned shape {tuple(out.shape)} for input {tuple(x.shape)}; it must "
                              f"return the x0 prediction (denoised) shaped like x")
@@ -49,7 +63,7 @@ class Evaluator:
     def denoise(self, x: torch.Tensor, sigma_rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """x0 predictions of the rows of ``x`` at per-row noise levels (no gradient)."""
         with torch.no_grad():
-            out = run_chunked(self._model, x, sigma_rows, max_batch=self.max_batch)
+            out = run_chunked(self._model, x, sigma_rows, items, max_batch=self.max_batch)
         self._count(items)
         return out
 
@@ -74,11 +88,11 @@ class Evaluator:
 
     def reward_grad_x(self, fn, x, sigma_rows, items) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x0, rewards, d reward(D(x)) / d x): the gradient through the denoiser (costs a backward pass)."""
-        def one(xc, sc):
+        def one(xc, sc, ic):
             with torch.inference_mode(False), torch.enable_grad():
                 xg = xc.detach().clone().requires_grad_(True)
                 try:
-                    x0 = self._model(xg, sc)
+                    x0 = self._model(xg, sc, ic)
                     r = _check_rewards(fn(x0), xg.shape[0], "guide_fn")
                     (g,) = torch.autograd.grad(r.sum(), xg)
                 except RuntimeError as error:
@@ -87,7 +101,7 @@ class Evaluator:
                                          "not support it); use LangevinConfig(grad_mode='x0')") from error
                     raise
             return x0.detach(), r.detach().float(), g
-        x0, r, g = run_chunked(one, x, sigma_rows, max_batch=self.max_batch)
+        x0, r, g = run_chunked(one, x, sigma_rows, items, max_batch=self.max_batch)
         self._count(items)
         self.grad_evals += x.shape[0]
         self.denoiser_grad_evals += x.shape[0]

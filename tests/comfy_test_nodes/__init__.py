@@ -55,3 +55,33 @@ class DiffusionSearchTestCapture:
 
 NODE_CLASS_MAPPINGS["DiffusionSearchTestCapture"] = DiffusionSearchTestCapture
 NODE_DISPLAY_NAME_MAPPINGS["DiffusionSearchTestCapture"] = "Test capture"
+
+
+class DiffusionSearchTestRecordModelInput:
+    """MODEL -> MODEL that appends every UNet call's (input rows, sigma rows) to CAPTURED[key]: what the sampler fed in.
+
+    Uses ComfyUI's own unet function wrapper (model_options["model_function_wrapper"]), as in both versions."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "key": ("STRING", {"default": "model_inputs"})}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+    CATEGORY = "testing/diffusion_search"
+
+    def patch(self, model, key):
+        calls = CAPTURED.setdefault(key, [])
+        calls.clear()
+
+        def record(apply_model, args):
+            calls.append((args["input"].detach().clone(), args["timestep"].detach().clone()))
+            return apply_model(args["input"], args["timestep"], **args["c"])
+
+        patched = model.clone()
+        patched.set_model_unet_function_wrapper(record)
+        return (patched,)
+
+
+NODE_CLASS_MAPPINGS["DiffusionSearchTestRecordModelInput"] = DiffusionSearchTestRecordModelInput
+NODE_DISPLAY_NAME_MAPPINGS["DiffusionSearchTestRecordModelInput"] = "Test record model input"
