@@ -268,6 +268,7 @@ class DiffusionSearchVerifierClassifier:
             if value.startswith("(missing"):
                 raise ValueError(f"the classifier verifier needs a {what} file in models/classifiers/ "
                                  "(verifiers never download): put it there and refresh the page")
+            check_picked_name(registry.REGISTRY[self.SPEC_NAME], what, value)
         weights_path, labels_path = _full_path("classifiers", weights), _full_path("classifiers", labels)
         for path, name in ((weights_path, weights), (labels_path, labels)):
             if path is None:

@@ -7,7 +7,8 @@ from comfy_harness import ComfyExecutionError
 from verifier_fixtures import write_image_reward_files, write_pickscore_folder
 from verifiers.face import ONet
 
-FILE_LOADERS = ("Face", "ImageReward", "Pickscore", "ClipScore", "Hpsv2", "Aesthetic")
+FILE_LOADERS = ("Face", "ImageReward", "Pickscore", "ClipScore", "Hpsv2", "Aesthetic", "Classifier")
+EXTRA = {"Classifier": {"architecture": "", "label": "", "input_size": 0, "normalisation": "auto"}}
 SUBFOLDERS = ("facenet", "image_reward", "pickscore", "open_clip", "hpsv2", "aesthetic")
 
 
@@ -87,13 +88,13 @@ def test_pickscore_loader_loads_a_renamed_weights_file_with_its_config(comfy, mo
 def test_every_file_widget_refuses_paths_out_of_the_models_folder(comfy, models, name, bad):
     loader = _loader(comfy, name)
     widgets = [w for w, spec in loader.INPUT_TYPES()["required"].items() if isinstance(spec[0], list)
-               and w not in ("device", "dtype")]
+               and w not in ("device", "dtype", "normalisation")]
     assert widgets, name
     for widget in widgets:
         files = {w: "x.pt" for w in widgets}
         files[widget] = bad
         with pytest.raises(ValueError, match="refused"):
-            _load(comfy, name, **files)
+            _load(comfy, name, **files, **EXTRA.get(name, {}))
 
 
 def test_traversal_through_the_api_is_refused_before_anything_runs(comfy, models):

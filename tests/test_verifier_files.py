@@ -48,6 +48,11 @@ def _aesthetic_for_clip(folder: Path) -> None:
     write_aesthetic_head(folder / "head.pth", torch.Generator().manual_seed(0))
 
 
+def _classifier_companions(folder: Path) -> None:
+    (folder / "labels.txt").write_text("zero\none\n")
+    (folder / "model.json").write_text(json.dumps({"architecture": "test_convnext"}))
+
+
 # loader name, the file the user picks, the loader keyword it goes to, companions written beside it
 LOADERS = {
     "face": ("onet.pt", "weights", None),
@@ -59,6 +64,7 @@ LOADERS = {
     "hpsv2": ("HPS_v2.1_compressed.pt", "weights", _open_clip_config),
     "aesthetic.head": ("head.pth", "head", None),
     "aesthetic.clip": ("open_clip_pytorch_model.bin", "weights", _aesthetic_for_clip),
+    "classifier": ("model.pt", "weights", _classifier_companions),
 }
 
 

@@ -165,7 +165,7 @@ def test_unknown_label_lists_the_labels(folder):
 
 @pytest.mark.parametrize("architecture", ["test_convnext", "resnet18"])
 def test_weights_of_another_architecture_name_file_and_architecture(folder, architecture):
-    with pytest.raises(ValueError, match=rf"tiny.safetensors do not fit timm architecture '{architecture}'.*Pick the "
+    with pytest.raises(ValueError, match=rf"tiny.safetensors does not fit timm architecture '{architecture}'.*Pick the "
                                          "architecture"):
         _load(folder, architecture=architecture)
 
@@ -184,11 +184,11 @@ def test_unknown_or_unset_architecture(folder):
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("empty.safetensors", b"", r"empty.safetensors is empty \(0 bytes\).*copy the file again"),
-    ("empty.pt", b"", r"empty.pt is empty"),
-    ("garbage.safetensors", b"\x89this is not a weights file" * 40, r"garbage.safetensors .* is not a readable "
-                                                                      r"weights file.*safetensors"),
-    ("garbage.pt", b"PK\x03\x04 truncated zip" * 10, r"garbage.pt .* is not a readable weights file"),
+    ("empty.safetensors", b"", r"empty.safetensors: it is empty \(0 bytes\).*copy it again"),
+    ("empty.pt", b"", r"empty.pt: it is empty"),
+    ("garbage.safetensors", b"\x89this is not a weights file" * 40, r"garbage.safetensors: it is not a "
+                                                                      r"safetensors file"),
+    ("garbage.pt", b"PK\x03\x04 truncated zip" * 10, r"garbage.pt: it is truncated or corrupt"),
 ])
 def test_broken_weights_files_name_the_file_and_the_fix(folder, tmp_path, name, content, message):
     (tmp_path / "labels.txt").write_text("\n".join(LABELS))

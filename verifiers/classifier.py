@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import MissingWeightsError, Verifier
-from .checkpoints import read_state_dict
+from .checkpoints import load_exact, read_state_dict
 from .preprocess import CLIP_MEAN, CLIP_STD, center_crop, normalise, resize_shorter_side
 
 logger = logging.getLogger(__name__)
@@ -218,23 +218,9 @@ def read_settings(weights: Path) -> dict:
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from `path`; empty, truncated or foreign files get an error naming the file and the fix."""
-    size = path.stat().st_size
-    if size == 0:
-        raise ValueError(f"classifier weights file {path} is empty (0 bytes): the download or copy did not finish; "
-                         "copy the file again")
-    try:
-        state = read_state_dict(path)
-    except Exception as error:
-        raise ValueError(f"classifier weights file {path} ({size} bytes) is not a readable weights file "
-                         f"({type(error).__name__}: {str(error)[:200] or 'no details'}): it may be truncated, or not "
-                         "a weights file; use a state dict saved with safetensors or torch.save(model.state_dict())"
-                         ) from error
-    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise ValueError(f"classifier weights file {path} holds no tensors: use a state dict saved with "
-                         "safetensors or torch.save(model.state_dict())")
-    return tensors
+    """A state dict from `path` through the shared reader: empty, truncated, foreign or unsafe files get an error
+    naming the file, what is wrong and the fix."""
+    return read_state_dict(path)
 
 
 def _key_shape(state: dict, prefix) -> tuple | None:
@@ -268,25 +254,9 @@ def build_timm_classifier(architecture: str, state: dict, weights: Path, num_lab
         net = timm.create_model(architecture, pretrained=False, num_classes=num_labels, **kwargs)
     except Exception as error:
         raise ValueError(f"cannot build timm architecture {architecture!r} with {kwargs}: {error}") from error
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        wanted = net.state_dict()
-        missing = [k for k in wanted if k not in state]
-        unexpected = [k for k in state if k not in wanted]
-        shapes = [k for k in wanted if k in state and tuple(state[k].shape) != tuple(wanted[k].shape)]
-        details = []
-        if missing:
-            details.append(f"{len(missing)} tensors missing (e.g. {missing[:2]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})")
-        if shapes:
-            k = shapes[0]
-            details.append(f"{len(shapes)} of other shapes (e.g. {k}: file {tuple(state[k].shape)}, "
-                           f"architecture {tuple(wanted[k].shape)})")
-        raise ValueError(f"classifier weights {weights} do not fit timm architecture {architecture!r}: "
-                         f"{'; '.join(details) or error}. Pick the architecture these weights were trained with, "
-                         "or the weights file made for this architecture") from None
+    load_exact(net, state, weights, what=f"timm architecture {architecture!r}", allow_unexpected=False,
+               fix="Pick the architecture these weights were trained with, or the weights file made for this "
+                   "architecture")
     return net
 
 
