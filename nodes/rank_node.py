@@ -5,7 +5,10 @@ import json
 
 import torch
 
+from . import compat
 from .verifier_nodes import CATEGORY, VERIFIER_TYPE
+
+DEFAULT_CHUNK = 8  # images per verifier call for verifiers that do not say (plain objects with .score)
 
 
 class DiffusionSearchRankImages:
@@ -33,10 +36,40 @@ class DiffusionSearchRankImages:
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[-1] != 3:
             raise ValueError("images must be a ComfyUI IMAGE batch [B, H, W, 3]; connect a VAE Decode or Load Image "
                              "output, not a LATENT")
-        scores = verifier.score(images, prompt).float().cpu()
+        if images.shape[0] == 0:
+            raise ValueError("images is an empty batch: connect at least one image")
+        if not callable(getattr(verifier, "score", None)):
+            raise ValueError(f"'verifier' must be a SEARCH_VERIFIER (from a Load Verifier node), got "
+                             f"{type(verifier).__name__}")
+        name = getattr(verifier, "name", type(verifier).__name__)
+        chunk = max(1, int(getattr(verifier, "chunk_size", 0) or DEFAULT_CHUNK))
+        if getattr(verifier, "batch_relative", False):  # z-scores / ranks over the batch: every image in one call
+            chunk = images.shape[0]
+        pieces = []
+        for start in range(0, images.shape[0], chunk):
+            compat.check_interrupted()  # Cancel stops between chunks, as in the samplers
+            part = images[start:start + chunk]
+            pieces.append(checked_rewards(verifier.score(part, prompt), part.shape[0], name, start))
+        scores = torch.cat(pieces)
         order = torch.argsort(scores, descending=True, stable=True)
         ranked = images[order.to(images.device)]
         k = min(int(top_k), images.shape[0])
         document = {"scores": [float(s) for s in scores[order]], "order": [int(i) for i in order],
-                    "verifier": getattr(verifier, "name", type(verifier).__name__)}
-        return (ranked, json.dumps(document), ranked[:k], float(scores[order[0]]))
+                    "verifier": name}
+        return (ranked, json.dumps(document, allow_nan=False), ranked[:k], float(scores[order[0]]))
+
+
+def checked_rewards(rewards, count: int, name: str, first: int = 0) -> torch.Tensor:
+    """Rewards [count] as float32 on the CPU; a wrong count or NaN/inf names the verifier and the images."""
+    if not isinstance(rewards, torch.Tensor):
+        raise ValueError(f"verifier '{name}' returned {type(rewards).__name__}, not a tensor of rewards: a "
+                         "SEARCH_VERIFIER's score() returns one reward per image")
+    if rewards.numel() != count:
+        raise ValueError(f"verifier '{name}' returned {rewards.numel()} rewards for {count} images "
+                         f"(images {first}-{first + count - 1}): it must return one reward per image")
+    rewards = rewards.detach().reshape(count).float().cpu()
+    bad = (~torch.isfinite(rewards)).nonzero().flatten()
+    if bad.numel():
+        raise ValueError(f"verifier '{name}' returned NaN/inf rewards for images {[first + int(i) for i in bad]}: "
+                         "check those images (NaN pixels, a broken decode) or run the verifier in float32")
+    return rewards

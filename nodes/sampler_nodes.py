@@ -34,8 +34,13 @@ class DiffusionSearchBFSSampler:
                     "local_search": (widgets.LOCAL_SEARCH_TYPE, {"tooltip": "Attach Langevin local search."})}
         return {"required": required, "optional": optional, "hidden": HIDDEN}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, lam=None, ess_threshold=None):
+        return widgets.validate_floats(cls, lam=lam, ess_threshold=ess_threshold)
+
     def build(self, vae, verifier, prompt, preset, particles, lam, resampling_steps, ess_threshold, temperature,
               scoring, resampling, score_size, chunk_size, select_verifier=None, local_search=None, unique_id=None):
+        widgets.check_floats(type(self), lam=lam, ess_threshold=ess_threshold)
         config = widgets.bfs_config(preset, lam, resampling_steps, ess_threshold, temperature, scoring, resampling)
         plan = SearchPlan("bfs", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier),
                           n_particles=int(particles), bfs=config, local=_local_or_none(local_search),
@@ -59,8 +64,13 @@ class DiffusionSearchDFSSampler:
                     "local_search": (widgets.LOCAL_SEARCH_TYPE, {"tooltip": "Attach Langevin local search."})}
         return {"required": required, "optional": optional, "hidden": HIDDEN}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, delta=None):
+        return widgets.validate_floats(cls, delta=delta)
+
     def build(self, vae, verifier, prompt, delta, delta_schedule, backtrack_steps, nfe_budget, max_backtracks,
               check_from, score_size, chunk_size, select_verifier=None, local_search=None, unique_id=None):
+        widgets.check_floats(type(self), delta=delta)
         config = widgets.dfs_config(delta, delta_schedule, backtrack_steps, nfe_budget, max_backtracks, check_from)
         plan = SearchPlan("dfs", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier),
                           dfs=config, local=_local_or_none(local_search), node_id=unique_id,
@@ -81,7 +91,12 @@ class DiffusionSearchLocalSearchSettings:
     def INPUT_TYPES(cls):
         return {"required": widgets.local_inputs()}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, mu=None, rho=None, grad_clip=None):
+        return widgets.validate_floats(cls, mu=mu, rho=rho, grad_clip=grad_clip)
+
     def build(self, **settings):
+        widgets.check_floats(type(self), **{k: settings.get(k) for k in ("mu", "rho", "grad_clip")})
         return (widgets.local_config(**settings),)
 
 

@@ -57,9 +57,14 @@ class DiffusionSearchKSampler:
                     "local_search": (widgets.LOCAL_SEARCH_TYPE, {"tooltip": "Attach Langevin local search."})}
         return {"required": required, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, cfg=None, denoise=None, lam=None, delta=None):
+        return widgets.validate_floats(cls, cfg=cfg, denoise=denoise, lam=lam, delta=delta)
+
     def sample(self, model, seed, steps, cfg, scheduler, positive, negative, latent_image, denoise, vae, verifier,
                prompt, search, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget, score_size,
                chunk_size, select_verifier=None, local_search=None, unique_id=None):
+        widgets.check_floats(type(self), cfg=cfg, denoise=denoise, lam=lam, delta=delta)
         latents = _latent_samples(latent_image)
         scoring = ScoringSpec(vae=vae, guide_verifier=verifier, prompt=prompt, select_verifier=select_verifier,
                               score_size=int(score_size), chunk_size=int(chunk_size))

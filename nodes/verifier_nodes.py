@@ -169,7 +169,14 @@ class DiffusionSearchCombineVerifiers:
                          "verifier_4": (VERIFIER_TYPE,), "weight_4": weight},
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, weight_1=None, weight_2=None, weight_3=None, weight_4=None):
+        from .widgets import validate_floats
+        return validate_floats(cls, weight_1=weight_1, weight_2=weight_2, weight_3=weight_3, weight_4=weight_4)
+
     def combine(self, verifier_1, weight_1, normalise="raw", **optional):
+        from .widgets import check_floats
+        check_floats(type(self), weight_1=weight_1, **{f"weight_{i}": optional.get(f"weight_{i}") for i in (2, 3, 4)})
         parts = [(verifier_1, weight_1)]
         for index in (2, 3, 4):
             verifier = optional.get(f"verifier_{index}")

@@ -1,6 +1,8 @@
 """Widget definitions shared by the search nodes (tooltips give the paper's ranges) and their parsing."""
 from __future__ import annotations
 
+import math
+
 from ..search_core.config import DELTA_SCHEDULES, GRAD_MODES, RESAMPLINGS, SCORINGS, TEMPERATURES
 from ..search_core.presets import PRESETS
 
@@ -11,6 +13,51 @@ CUSTOM = "custom"
 
 # Display order: the paper's BFS first, then the baselines it subsumes, then the free design space.
 PRESET_ORDER = ["bfs", "best_of_n", "fk", "das", "treeg", "svdd"]
+
+
+def _float_specs(node_class) -> dict[str, dict]:
+    """{input name: its options} for every FLOAT input of a node (required and optional)."""
+    types = node_class.INPUT_TYPES()
+    specs = {}
+    for group in ("required", "optional"):
+        for name, spec in types.get(group, {}).items():
+            if spec[0] == "FLOAT":
+                specs[name] = spec[1] if len(spec) > 1 else {}
+    return specs
+
+
+def float_problem(name: str, value, spec: dict) -> str | None:
+    """Why `value` is not acceptable for FLOAT input `name` (non-finite, not a number, out of range), or None."""
+    low, high = spec.get("min", -math.inf), spec.get("max", math.inf)
+    span = f"a finite number in [{low:g}, {high:g}]"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"{name} must be {span}, got {value!r}"
+    if not math.isfinite(number):
+        return f"{name} is {number}, which the search cannot use (it would silently change the algorithm): set {span}"
+    if not low <= number <= high:
+        return f"{name} = {number:g} is out of range: set {span}"
+    return None
+
+
+def validate_floats(node_class, **values):
+    """For VALIDATE_INPUTS: True, or the first problem of a FLOAT input (linked inputs arrive as None: checked when
+    the node runs)."""
+    specs = _float_specs(node_class)
+    for name, value in values.items():
+        if value is not None and name in specs:
+            problem = float_problem(name, value, specs[name])
+            if problem:
+                return problem
+    return True
+
+
+def check_floats(node_class, **values) -> None:
+    """At execution: raise ValueError naming the FLOAT input that is not finite or out of its range."""
+    verdict = validate_floats(node_class, **values)
+    if verdict is not True:
+        raise ValueError(verdict)
 
 
 def preset_choices() -> list[str]:

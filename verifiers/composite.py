@@ -54,6 +54,11 @@ class CompositeVerifier(Verifier):
         self.needs_prompt = any(v.needs_prompt for v in verifiers)
         self.name = f"{mode}(" + ", ".join(f"{w:g}*{v.name}" for v, w in zip(verifiers, weights)) + ")"
 
+    @property
+    def batch_relative(self) -> bool:
+        """Each score depends on the other images of the call (z-scores over the batch, ranks)."""
+        return self.mode == "rank" or any(s is None for s in self.stats)
+
     def score(self, images: torch.Tensor, prompts=None, *, grad: bool = False) -> torch.Tensor:
         """Combine over the whole batch (standardising and ranking need every particle at once)."""
         check_images(images)

@@ -1,0 +1,145 @@
+"""Bad input to the nodes gets a clear error before anything runs silently wrong: rewards Rank Images cannot use,
+Cancel while ranking, non-finite numbers in float widgets."""
+import json
+import math
+
+import pytest
+import torch
+
+from comfy_harness import ComfyExecutionError
+
+SIZE = 32
+
+
+class PlainVerifier:
+    """A verifier that is a plain object with .score (the socket accepts any); its rewards are what the test says."""
+
+    def __init__(self, rewards_for, chunk_size=8, on_call=None):
+        self.rewards_for, self.chunk_size, self.on_call, self.calls = rewards_for, chunk_size, on_call, 0
+        self.name = "plain"
+
+    def score(self, images, prompts=None):
+        self.calls += 1
+        if self.on_call is not None:
+            self.on_call(self.calls)
+        return self.rewards_for(images)
+
+
+def _rank(comfy, verifier, count=3):
+    images = torch.rand(count, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+    node = comfy.node_classes["DiffusionSearchRankImages"]()
+    with torch.inference_mode():
+        return node.rank(images, verifier, "a red apple", 1)
+
+
+def test_rank_refuses_fewer_rewards_than_images(comfy):
+    with pytest.raises(ValueError, match="returned 1 rewards for 3 images"):
+        _rank(comfy, PlainVerifier(lambda images: torch.tensor([0.5])))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_rank_refuses_non_finite_rewards_naming_the_image(comfy, bad):
+    rewards = PlainVerifier(lambda images: torch.tensor([0.1, bad, 0.3]))
+    with pytest.raises(ValueError, match=r"NaN/inf rewards for images \[1\]"):
+        _rank(comfy, rewards)
+
+
+def test_rank_emits_standard_json(comfy):
+    _, scores_json, _, best = _rank(comfy, PlainVerifier(lambda images: images.mean(dim=(1, 2, 3)) * 1e30))
+    document = json.loads(scores_json, parse_constant=lambda name: pytest.fail(f"non-standard JSON {name}"))
+    assert document["scores"][0] == pytest.approx(best) and len(document["order"]) == 3
+
+
+def test_cancel_stops_ranking_between_chunks(comfy):
+    interrupted = comfy.model_management.InterruptProcessingException
+
+    def cancel_during_first_chunk(call):
+        if call == 1:
+            comfy.interrupt()  # what Cancel does while the first chunk is being scored
+
+    verifier = PlainVerifier(lambda images: images.mean(dim=(1, 2, 3)), chunk_size=2,
+                             on_call=cancel_during_first_chunk)
+    try:
+        with pytest.raises(interrupted):
+            _rank(comfy, verifier, count=8)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    assert verifier.calls == 1
+
+
+def _search_graph(tiny_graph, node):
+    graph = tiny_graph(batch=1, size=SIZE)
+    graph["ver"] = {"class_type": "DiffusionSearchVerifierPromptColour",
+                    "inputs": {"device": "cpu", "dtype": "float32", "chunk_size": 16}}
+    graph["search"] = node
+    graph["sched"] = {"class_type": "BasicScheduler",
+                      "inputs": {"model": ["unet", 0], "scheduler": "normal", "steps": 2, "denoise": 1.0}}
+    graph["sc"] = {"class_type": "SamplerCustom", "inputs": {
+        "model": ["unet", 0], "add_noise": True, "noise_seed": 0, "cfg": 3.0, "positive": ["pos", 0],
+        "negative": ["neg", 0], "sampler": ["search", 0], "sigmas": ["sched", 0], "latent_image": ["latent", 0]}}
+    graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["sc", 0], "key": "out"}}
+    return graph
+
+
+SCORING = {"vae": ["vae", 0], "verifier": ["ver", 0], "prompt": "red", "score_size": 0, "chunk_size": 16}
+NODES = {
+    "DiffusionSearchBFSSampler": dict(SCORING, preset="bfs", particles=2, lam=10.0, resampling_steps=1,
+                                      ess_threshold=0.0, temperature="constant", scoring="max", resampling="ssp"),
+    "DiffusionSearchDFSSampler": dict(SCORING, delta=0.0, delta_schedule="constant", backtrack_steps=1, nfe_budget=0,
+                                      max_backtracks=-1, check_from=1),
+    "DiffusionSearchLocalSearchSettings": dict(gradient_mode="x0", langevin_steps=1, recur_steps=1, mu=0.4, rho=0.2,
+                                               start_step=0, grad_clip=0.0),
+    "DiffusionSearchKSampler": dict(SCORING, model=["unet", 0], seed=0, steps=2, cfg=3.0, scheduler="normal",
+                                    positive=["pos", 0], negative=["neg", 0], latent_image=["latent", 0], denoise=1.0,
+                                    search="bfs", particles=2, lam=10.0, resampling_steps=1, delta=0.0,
+                                    backtrack_steps=1, nfe_budget=0),
+}
+FLOAT_INPUTS = [(node, name) for node, inputs in NODES.items() for name in inputs
+                if name in ("lam", "ess_threshold", "delta", "mu", "rho", "grad_clip", "cfg", "denoise")]
+
+
+def _graph_with(tiny_graph, node, inputs):
+    if node == "DiffusionSearchKSampler":
+        graph = tiny_graph(batch=1, size=SIZE)
+        graph["ver"] = _search_graph(tiny_graph, {})["ver"]
+        graph["ks"] = {"class_type": node, "inputs": inputs}
+        graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["ks", 0], "key": "out"}}
+        return graph
+    if node == "DiffusionSearchLocalSearchSettings":
+        graph = _search_graph(tiny_graph, {"class_type": "DiffusionSearchLocalSampler", "inputs": dict(
+            SCORING, local_search=["settings", 0], particles=1)})
+        graph["settings"] = {"class_type": node, "inputs": inputs}
+        return graph
+    return _search_graph(tiny_graph, {"class_type": node, "inputs": inputs})
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+@pytest.mark.parametrize("node, name", FLOAT_INPUTS)
+def test_non_finite_float_inputs_are_refused_naming_the_input_and_its_range(comfy, tiny_graph, node, name, value):
+    """/prompt accepts the JSON literal NaN and ComfyUI's min/max check lets it through; the nodes must not."""
+    graph = _graph_with(tiny_graph, node, dict(NODES[node], **{name: value}))
+    with pytest.raises(ComfyExecutionError, match=rf"{name} is (nan|inf).*finite number in \[") as info:
+        comfy.run(graph)
+    assert "Custom validation failed" in str(info.value) or "validation" in str(info.value)
+
+
+def test_combine_verifiers_refuses_a_nan_weight(comfy):
+    graph = {"a": {"class_type": "DiffusionSearchVerifierColourfulness",
+                   "inputs": {"device": "cpu", "dtype": "float32", "chunk_size": 2}},
+             "mix": {"class_type": "DiffusionSearchCombineVerifiers",
+                     "inputs": {"verifier_1": ["a", 0], "weight_1": 1.0, "normalise": "raw", "verifier_2": ["a", 0],
+                                "weight_2": math.nan}},
+             "cap": {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["mix", 0], "key": "mix"}}}
+    with pytest.raises(ComfyExecutionError, match=r"weight_2 is nan"):
+        comfy.run(graph)
+
+
+@pytest.mark.parametrize("node, name", FLOAT_INPUTS)
+def test_linked_non_finite_floats_are_refused_when_the_node_runs(comfy, node, name):
+    """A FLOAT that arrives through a link is not seen by validation: the node checks it itself."""
+    cls = comfy.node_classes[node]
+    inputs = {k: v for k, v in NODES[node].items() if not isinstance(v, list)}
+    inputs.update({k: None for k, v in NODES[node].items() if isinstance(v, list)}, **{name: math.nan})
+    function = getattr(cls(), cls.FUNCTION)
+    with pytest.raises(ValueError, match=rf"{name} is nan"):
+        function(**inputs)
