@@ -1,22 +1,30 @@
-"""Search overhead inside ComfyUI: the BFS node vs plain SamplerCustom + euler_ancestral on the same N latents.
+"""Search cost inside ComfyUI, time and peak memory: the BFS node vs plain sampling, batched vs one after another.
 
     python -m benchmarks.comfy_search [--comfyui PATH] [--device cpu|cuda] [--size tiny|sd15-full]
-                                      [--particles 8] [--steps 30] [--repeats 3] [--pixels P]
+                                      [--particles 4 8 16] [--steps 10] [--repeats 2] [--pixels P]
 
-Both runs go through ComfyUI's own SamplerCustom with the same UNet, conditioning, schedule and batch of N latents:
-plain = euler_ancestral on a batch of N; search = the BFS sampler node (the paper's preset, resampling at 4 steps)
-on 1 latent x N particles, scoring with TAESD and a weight-free verifier. Printed side by side: wall times, the ratio
-search / plain, and the same ratio with the measured decode + scoring time taken out (the search's own overhead;
-target < 10%). `--size sd15-full` builds random full-size SD1.5 UNet weights (no download) and samples 512 px.
+Every run goes through ComfyUI's own SamplerCustom with the same UNet, conditioning and schedule. For each N it prints
+time and peak memory (GPU: torch.cuda.max_memory_allocated above the start; CPU: the process's peak resident memory
+above the start, sampled every millisecond) of:
+- plain sampling of one image (euler_ancestral, batch 1), and of a batch of N;
+- the BFS node (the paper's preset, resampling at 4 steps, TAESD + a weight-free verifier) on 1 latent x N particles,
+  with its decode + scoring time and the search's own overhead against the plain batch of N (target < 10%);
+- Best-of-N both ways, side by side: the N particles in one batch (the BFS node's best_of_n preset) and the same N
+  run one after another (N plain one-image runs, each decoded and scored: what a search that samples candidates one
+  by one costs).
+`--size sd15-full` builds random full-size SD1.5 UNet weights (no download) and samples 512 px.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import logging
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -125,17 +133,79 @@ def search_graph(names, pixels, particles, steps, seed, device) -> dict:
     return graph
 
 
-def _timed_run(runtime, graph) -> tuple[float, dict]:
+def sequential_graph(names, pixels, steps, seed, device) -> dict:
+    """One candidate of a one-by-one Best-of-N: plain sampling of one image, decoded and scored."""
+    graph = plain_graph(names, pixels, 1, steps, seed)
+    graph["ver"] = {"class_type": "DiffusionSearchVerifierColourfulness",
+                    "inputs": {"device": "auto" if device != "cpu" else "cpu", "dtype": "float32", "chunk_size": 64}}
+    graph["decode"] = {"class_type": "VAEDecode", "inputs": {"samples": ["sc", 0], "vae": ["vae", 0]}}
+    graph["rank"] = {"class_type": "DiffusionSearchRankImages", "inputs": {
+        "images": ["decode", 0], "verifier": ["ver", 0], "prompt": "a red apple", "top_k": 1}}
+    graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["rank", 3], "key": "bench"}}
+    return graph
+
+
+class PeakMemory:
+    """Peak memory of a block above its start: CUDA allocator peak, or the process's resident set sampled each ms."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.peak = 0
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _watch(self):
+        while not self._stop.is_set():
+            self._max = max(self._max, self._rss())
+            time.sleep(0.001)
+
+    def __enter__(self):
+        gc.collect()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._start = torch.cuda.memory_allocated()
+        else:
+            _trim_heap()   # hand freed memory back to the OS, so the start is not an earlier run's leftovers
+            self._start = self._max = self._rss()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self._start
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self._max, self._rss()) - self._start
+        return False
+
+
+def _trim_heap() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _timed_run(runtime, graphs, device) -> tuple[float, int, dict]:
+    """Run the graphs one after another: (seconds, peak bytes above the start, last final search event)."""
     runtime.events.clear()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    runtime.run(graph)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
+    with PeakMemory(device) as memory:
+        started = time.perf_counter()
+        for graph in graphs:
+            runtime.run(graph)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
     finals = [d for e, d in runtime.events if e == "diffusion_search.event" and d.get("type") == "final"]
-    return seconds, (finals[-1] if finals else {})
+    return seconds, memory.peak, (finals[-1] if finals else {})
 
 
 def boot(comfyui: str | None, device: str, base: Path):
@@ -156,17 +226,31 @@ def boot(comfyui: str | None, device: str, base: Path):
     return ComfyRuntime.boot(base, base / "models")
 
 
+def _cases(names, pixels, n, steps, seed, device) -> dict:
+    """The runs compared at one N (each a list of graphs run one after another)."""
+    best_of_n = search_graph(names, pixels, n, steps, seed, device)
+    best_of_n["sampler"]["inputs"]["preset"] = "best_of_n"
+    return {
+        "plain, 1 image": [plain_graph(names, pixels, 1, steps, seed)],
+        "plain, batch of N": [plain_graph(names, pixels, n, steps, seed)],
+        "BFS node, N particles in one batch": [search_graph(names, pixels, n, steps, seed, device)],
+        "Best-of-N, N in one batch": [best_of_n],
+        "Best-of-N, N one after another": [sequential_graph(names, pixels, steps, seed * 1000 + k, device)
+                                           for k in range(n)],
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"),
                         help="ComfyUI checkout (default: COMFYUI_PATH, else the 2024 snapshot in the venv)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--size", default="tiny", choices=sorted(SIZES))
-    parser.add_argument("--particles", type=int, default=None, help="N (default 8 on cuda, 4 on cpu)")
+    parser.add_argument("--particles", type=int, nargs="+", default=[4, 8, 16], help="the Ns compared")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 30 on cuda, 10 on cpu)")
     parser.add_argument("--pixels", type=int, default=None,
                         help="image side in pixels (default: 64 tiny, 512 sd15-full; small values = smoke test)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (2 shared cores here)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
@@ -174,7 +258,6 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but torch sees no GPU; use --device cpu")
-    particles = args.particles or (8 if args.device == "cuda" else 4)
     steps = args.steps or (30 if args.device == "cuda" else 10)
     pixels = args.pixels or SIZES[args.size]
 
@@ -182,28 +265,34 @@ def main(argv=None) -> int:
     names = write_models(base / "models", args.size)
     runtime = boot(args.comfyui, args.device, base)
     # warm-up: model loading and first-call costs stay out of the figures
-    _timed_run(runtime, plain_graph(names, pixels, particles, steps, seed=10_000))
-    _timed_run(runtime, search_graph(names, pixels, particles, steps, seed=10_000, device=args.device))
-    plain, search, scoring, nfe = [], [], [], None
-    for repeat in range(args.repeats):   # interleaved, new seed each time (ComfyUI caches unchanged nodes)
-        plain.append(_timed_run(runtime, plain_graph(names, pixels, particles, steps, seed=repeat))[0])
-        seconds, final = _timed_run(runtime, search_graph(names, pixels, particles, steps, repeat, args.device))
-        search.append(seconds)
-        scoring.append(final.get("scoring_seconds", 0.0))
-        nfe = final.get("nfe")
-    med = statistics.median
-    plain_s, search_s, scoring_s = med(plain), med(search), med(scoring)
+    for graphs in _cases(names, pixels, 2, steps, 10_000, args.device).values():
+        _timed_run(runtime, graphs, args.device)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"ComfyUI: {runtime.root} ({'modern' if runtime.modern else '2024 snapshot'}); device: {device_name}")
-    print(f"model: {args.size} ({pixels}px), N={particles} particles, {steps} steps, CFG 7, "
-          f"median of {args.repeats}; search NFE={nfe}")
-    print(f"{'plain SamplerCustom euler_ancestral (batch N)':<52}{plain_s * 1000:10.1f} ms")
-    print(f"{'BFS node (1 latent x N particles), total':<52}{search_s * 1000:10.1f} ms")
-    print(f"{'  of which decode + scoring (TAESD + verifier)':<52}{scoring_s * 1000:10.1f} ms")
-    print(f"{'ratio search / plain':<52}{search_s / plain_s:10.3f}")
-    print(f"{'ratio (search - scoring) / plain':<52}{(search_s - scoring_s) / plain_s:10.3f}")
-    overhead = (search_s - scoring_s) / plain_s - 1
-    print(f"search overhead beyond decoding and scoring: {overhead * 100:+.1f}% (target < 10%)")
+    print(f"model: {args.size} ({pixels}px), {steps} steps, CFG 7, median of {args.repeats}; peak memory = "
+          f"{'torch.cuda.max_memory_allocated' if args.device == 'cuda' else 'peak resident memory'} above the start")
+    med = statistics.median
+    for n in args.particles:
+        seconds, peaks, scoring = {}, {}, []
+        for repeat in range(args.repeats):   # new seed each time (ComfyUI caches unchanged nodes)
+            for name, graphs in _cases(names, pixels, n, steps, repeat + 1, args.device).items():
+                took, peak, final = _timed_run(runtime, graphs, args.device)
+                seconds.setdefault(name, []).append(took)
+                peaks.setdefault(name, []).append(peak)
+                if name.startswith("BFS"):
+                    scoring.append(final.get("scoring_seconds", 0.0))
+        print(f"\nN = {n}")
+        print(f"{'':<40}{'time':>12}{'peak memory':>16}")
+        for name in seconds:
+            print(f"{name:<40}{med(seconds[name]) * 1000:10.1f} ms{max(peaks[name]) / 2 ** 20:13.1f} MB")
+        t, m = ({k: med(v) for k, v in seconds.items()}), ({k: max(v) for k, v in peaks.items()})
+        one, batch_n, bfs = "plain, 1 image", "plain, batch of N", "BFS node, N particles in one batch"
+        together, apart = "Best-of-N, N in one batch", "Best-of-N, N one after another"
+        print(f"  BFS / plain 1 image: time {t[bfs] / t[one]:.2f}x, memory {m[bfs] / max(m[one], 1):.2f}x")
+        print(f"  BFS decode + scoring {med(scoring) * 1000:.1f} ms; search overhead beyond decoding and scoring vs "
+              f"plain batch of N: {((t[bfs] - med(scoring)) / t[batch_n] - 1) * 100:+.1f}% (target < 10%)")
+        print(f"  Best-of-N one batch / one after another: time {t[together] / t[apart]:.2f}x, "
+              f"memory {m[together] / max(m[apart], 1):.2f}x")
     return 0
 
 

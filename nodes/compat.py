@@ -114,6 +114,11 @@ def load_models_to_device(patchers) -> None:
     _comfy("comfy.model_management").load_models_gpu(list(patchers))
 
 
+def free_memory_bytes(device) -> float:
+    """Free memory on ``device`` as ComfyUI's memory manager counts it (RAM on the CPU)."""
+    return float(_comfy("comfy.model_management").get_free_memory(device))
+
+
 def copy_for_grad(module: torch.nn.Module) -> torch.nn.Module:
     """A frozen copy made outside inference mode: weights made under inference_mode cannot join autograd."""
     from ..verifiers.base import make_grad_ready

@@ -16,7 +16,7 @@ class LatentScorer:
     """Turns x0 predictions in the model's latent space into rewards, batched in chunks (paper Sec. 3: f(x_{0|t}))."""
 
     def __init__(self, base_model, vae, verifier, prompt: str, *, score_size: int = 0, chunk_size: int = 8,
-                 check_interrupt=compat.check_interrupted):
+                 check_interrupt=compat.check_interrupted, residency=None):
         if vae is None:
             raise ValueError("scoring needs a VAE to decode latents into images: connect a VAE (or a TAESD VAE "
                              "from VAELoader for cheap intermediate scores) to the 'vae' input")
@@ -33,6 +33,7 @@ class LatentScorer:
         self.check_interrupt = check_interrupt
         self._grad_decoder = None
         self._vae_loaded = False
+        self.residency = residency   # memory.ScoringResidency: VAE/verifier placement around each scoring call
         self.evaluations = 0   # verifier evaluations (images scored), reported in progress and events
         self.seconds = 0.0     # wall time spent decoding and scoring (benchmarks separate it from search overhead)
 
@@ -56,9 +57,24 @@ class LatentScorer:
 
     def _ensure_vae_loaded(self) -> None:
         # Once per search: asking ComfyUI's memory manager at every chunk costs more than a tiny decode.
-        if not self._vae_loaded:
+        if self.residency is None and not self._vae_loaded:
             compat.load_models_to_device([self.vae.patcher])
             self._vae_loaded = True
+
+    def _decode_rows(self, x0: torch.Tensor) -> int:
+        """Particles decoded per batch: chunk_size, fewer when the VAE's own estimate says the GPU is short."""
+        rows = self.chunk_size
+        estimate = getattr(self.vae, "memory_used_decode", None)
+        device = torch.device(self.vae.device)
+        if estimate is not None and device.type == "cuda":
+            per_row = float(estimate([1, *self._to_vae_latent(x0[:1]).shape[1:]], self.vae.vae_dtype))
+            free = compat.free_memory_bytes(device)
+            rows = max(1, min(rows, int(free // max(per_row, 1.0))))
+        return rows
+
+    def _scoring_call(self, leave: bool = True):
+        """Context for one scoring call: the VAE/verifier come to the device and (``leave``) go if memory is short."""
+        return _Residency(self.residency, leave)
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         """IMAGE batch [M, H, W, 3] in [0, 1] for x0 predictions [M, C, h, w] (no gradients)."""
@@ -77,8 +93,8 @@ class LatentScorer:
         """Rewards [M] (float32, on x0's device) of the selecting/guiding verifier, no gradients."""
         started = time.perf_counter()
         rewards = []
-        with torch.no_grad():
-            for chunk in x0.split(self.chunk_size):
+        with torch.no_grad(), self._scoring_call():
+            for chunk in x0.split(self._decode_rows(x0)):
                 self.check_interrupt()
                 images = self.decode(chunk)
                 rewards.append(self.verifier.score(images, [self.prompt] * chunk.shape[0]).float().to(x0.device))
@@ -97,13 +113,28 @@ class LatentScorer:
                              "Langevin steps to 0")
         self.check_interrupt()
         started = time.perf_counter()
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), self._scoring_call(leave=False):
             x0 = x0.clone() if x0.is_inference() else x0
             images = self.decode_differentiable(x0)
             rewards = self.verifier.score(images, [self.prompt] * x0.shape[0], grad=True).float().to(x0.device)
         self.evaluations += x0.shape[0]
         self.seconds += time.perf_counter() - started  # forward only; the backward runs in the caller
         return rewards
+
+
+class _Residency:
+    def __init__(self, residency, leave: bool):
+        self.residency = residency
+        self.leave = leave   # not before a backward pass: the caller still needs the weights
+
+    def __enter__(self):
+        if self.residency is not None:
+            self.residency.before_scoring()
+
+    def __exit__(self, *exc):
+        if self.residency is not None and self.leave and exc[0] is None:
+            self.residency.after_scoring()
+        return False
 
 
 def _synchronize(device: torch.device) -> None:

@@ -10,6 +10,7 @@ import torch
 from . import compat
 from .events import EventForwarder
 from .inpaint import per_row_inpainting
+from .memory import DenoiserRowPolicy, ScoringResidency, cfg_copies, unet_patcher_of
 from .scoring import LatentScorer
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class SearchOutcome:
         self.result = None
         self.candidates = None   # [B, N, C, h, w] after inverse_noise_scaling and process_latent_out
         self.noise_form = None
+        self.rows_per_call = None   # the most particle rows one denoiser call was given (memory policy)
 
 
 def _search_function(algorithm: str):
@@ -127,11 +129,15 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
                              "up with an epsilon-only option (DFS δ schedule 'alpha_scaled'); use the 'constant' "
                              "δ schedule")
         spec = plan.scoring
-        guide = LatentScorer(base_model, spec.vae, spec.guide_verifier, spec.prompt,
-                             score_size=spec.score_size, chunk_size=spec.chunk_size)
+        # Memory: particle rows per denoiser call from free memory; VAE/verifier on the device only to score.
+        rows_policy = DenoiserRowPolicy(base_model, x.device, cfg_copies(model, extra_args))
+        residency = ScoringResidency(spec.vae, (spec.guide_verifier, spec.select_verifier), x.device, rows_policy,
+                                     unet_patcher_of(base_model))
+        guide = LatentScorer(base_model, spec.vae, spec.guide_verifier, spec.prompt, score_size=spec.score_size,
+                             chunk_size=spec.chunk_size, residency=residency)
         select = None
         if spec.select_verifier is not None:
-            select = LatentScorer(base_model, spec.vae, spec.select_verifier, spec.prompt,
+            select = LatentScorer(base_model, spec.vae, spec.select_verifier, spec.prompt, residency=residency,
                                   score_size=spec.score_size, chunk_size=spec.chunk_size)
         seed = (extra_args or {}).get("seed") or 0
         # A CPU generator: the same seed gives the same particles on every device, like ComfyUI's own noise.
@@ -144,7 +150,7 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
                 callback(info)
 
         result = SearchResult()
-        kwargs = dict(score_fn=guide.score, generator=generator, noise_form=noise_form,
+        kwargs = dict(score_fn=guide.score, generator=generator, noise_form=noise_form, max_batch=rows_policy,
                       on_event=forwarder, result=result, **_algorithm_kwargs(plan))
         if select is not None:
             kwargs["select_fn"] = select.score
@@ -159,6 +165,7 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
             denoiser = compat.differentiable_denoiser(denoiser, base_model)
         samples = _search_function(plan.algorithm)(denoiser, x, sigmas, extra_args, step_callback, disable, **kwargs)
         if outcome is not None:
+            outcome.rows_per_call = rows_policy.largest
             outcome.result = result
             outcome.noise_form = noise_form
             outcome.candidates = _output_space(base_model, sigmas, result.particles)

@@ -1,32 +1,51 @@
-"""Run a per-particle callable over particles in chunks of ``max_batch``, halving the chunk on out-of-memory.
+"""Run a per-particle callable over particles in chunks, halving the chunk on out-of-memory.
 
-Used for every denoiser and verifier call, so N particles never need N x the memory of one batch.
+Used for every denoiser and verifier call, so N particles never need N x the memory of one batch. The chunk size is
+an int, or a callable ``rows_per_call(shape) -> int`` asked before every call with the shape of all rows (the
+caller's memory policy: free memory / cost per row, re-read each time, since memory changes during a search).
 """
 from __future__ import annotations
 
 import logging
+from typing import Callable, Union
 
 import torch
 
 log = logging.getLogger(__name__)
 
+MaxBatch = Union[int, Callable[[torch.Size], int], None]
+
+# CPU allocation failures are plain RuntimeErrors ("DefaultCPUAllocator: can't allocate memory: ...").
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
 
 def _is_oom(error: BaseException) -> bool:
     oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
                                   getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
-    return isinstance(error, oom_types) or "out of memory" in str(error).lower()
+    message = str(error).lower()
+    return isinstance(error, oom_types) or any(text in message for text in _OOM_MESSAGES)
 
 
-def run_chunked(fn, *tensors: torch.Tensor, max_batch: int | None = None, **kwargs):
+def rows_per_call(max_batch: MaxBatch, shape: torch.Size) -> int:
+    """Rows one call may take for a batch shaped ``shape``: all of them (None), the int, or the policy's answer."""
+    total = int(shape[0])
+    if max_batch is None:
+        return total
+    rows = max_batch(shape) if callable(max_batch) else max_batch
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"max_batch gave {rows!r} rows per call; it must be an int >= 1 (or None for one call with "
+                         f"every particle)")
+    return min(rows, total)
+
+
+def run_chunked(fn, *tensors: torch.Tensor, max_batch: MaxBatch = None, **kwargs):
     """``fn(*row_chunks, **kwargs)`` over row chunks of the batch-aligned ``tensors``, concatenated on dim 0.
 
     ``fn`` returns a tensor or a tuple of tensors (each concatenated).
     On out-of-memory the chunk size halves (logged) and the failed chunk is retried; below 1 row it re-raises.
     """
-    if max_batch is not None and max_batch < 1:
-        raise ValueError(f"max_batch={max_batch} must be >= 1 (or None for one call with every particle)")
     total = tensors[0].shape[0]
-    chunk = total if max_batch is None else min(max_batch, total)
+    chunk = rows_per_call(max_batch, tensors[0].shape)
     if chunk >= total:
         try:
             return fn(*tensors, **kwargs)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .chunking import run_chunked
+from .chunking import MaxBatch, run_chunked
 
 
 def _check_rewards(rewards, m: int, name: str) -> torch.Tensor:
@@ -29,7 +29,7 @@ class Evaluator:
     labels): each model call gets the rows of its particles' items (BFS: B·N item-major rows; DFS: the active items).
     """
 
-    def __init__(self, model, extra_args: dict | None, n_items: int, max_batch: int | None, device):
+    def __init__(self, model, extra_args: dict | None, n_items: int, max_batch: MaxBatch, device):
         self.model = model
         self.extra_args = extra_args or {}
         self.per_item = [key for key, value in self.extra_args.items()

@@ -1,0 +1,76 @@
+"""Memory policy inside real ComfyUI: rows per denoiser call from free memory, and a big batch under a small budget."""
+import importlib
+import sys
+
+import pytest
+import torch
+
+from test_nodes_search import _bfs, _custom_graph
+
+
+def _memory(comfy):
+    return sys.modules[f"{comfy.pack.__name__}.nodes.memory"]
+
+
+@pytest.fixture(scope="module")
+def tiny_base_model(comfy, tiny_models):
+    loader = comfy.node_classes["UNETLoader"]
+    extra = {"weight_dtype": "default"} if "weight_dtype" in loader.INPUT_TYPES()["required"] else {}
+    with torch.inference_mode():
+        return loader().load_unet(tiny_models["unet"], **extra)[0].model
+
+
+def test_rows_fit_the_budget_by_comfyuis_own_estimate(comfy, tiny_base_model):
+    memory = _memory(comfy)
+    row_shape = (4, 4, 4)
+    fixed, per_row = memory._linear_estimate(tiny_base_model, row_shape)
+    # the estimate is ComfyUI's memory_required, affine in the batch
+    assert tiny_base_model.memory_required([5, *row_shape]) == pytest.approx(fixed + 5 * per_row)
+    for budget_rows, copies in ((1, 2), (37, 2), (37, 1), (500, 2)):
+        budget = fixed + per_row * copies * budget_rows + per_row / 2
+        policy = memory.DenoiserRowPolicy(tiny_base_model, torch.device("cuda"), copies=copies,
+                                          free_memory=lambda dev, b=budget: b * memory.GPU_MARGIN)
+        rows = policy(torch.Size([10_000, *row_shape]))
+        assert rows == budget_rows    # the most rows whose estimate stays within the budget
+        assert policy.bytes_for([rows, *row_shape]) <= budget < policy.bytes_for([rows + 1, *row_shape])
+    # the CPU plans with a share of the available RAM (an allocation past it is the OOM killer, not an error)
+    cpu = memory.DenoiserRowPolicy(tiny_base_model, torch.device("cpu"), copies=2,
+                                   free_memory=lambda dev: (fixed + per_row * 2 * 64.5) / memory.CPU_SHARE)
+    assert cpu(torch.Size([1000, *row_shape])) == 64
+    assert cpu(torch.Size([10, *row_shape])) == 10   # never more rows than there are
+    assert memory.rows_that_fit(0, fixed, per_row) == 1  # always progress: one row per call at the least
+
+
+def _rows(comfy):
+    """Rows of every UNet call of the last run (recorded by ComfyUI's own unet function wrapper)."""
+    return [int(model_input.shape[0]) for model_input, _ in comfy.captured["unet_calls"]]
+
+
+def test_big_batch_runs_in_capped_calls_with_the_same_result(comfy, tiny_graph, tiny_base_model, monkeypatch):
+    """64 particle rows (32 particles x 2 latents) in one call would exceed a small card's free memory; the search
+    runs them in calls that fit and gives the same images as the uncapped run."""
+    def graph(seed, verifier_chunk):
+        g = _custom_graph(tiny_graph, _bfs("bfs", particles=32), seed=seed, steps=2, batch=2)
+        g["ver"]["inputs"]["chunk_size"] = verifier_chunk   # a new input, so ComfyUI runs the graph again
+        g["rec"] = {"class_type": "DiffusionSearchTestRecordModelInput", "inputs": {"model": ["unet", 0],
+                                                                                      "key": "unet_calls"}}
+        g["sc"]["inputs"]["model"] = ["rec", 0]
+        return g
+
+    comfy.run(graph(5, 16))
+    uncapped, uncapped_rows = comfy.captured["out"]["samples"].clone(), _rows(comfy)
+    memory = _memory(comfy)
+    fixed, per_row = memory._linear_estimate(tiny_base_model, (4, 4, 4))
+    mm = importlib.import_module("comfy.model_management")
+    cap = 6
+    budget = fixed + per_row * 2 * (cap + 0.5)       # room for 6 particle rows with CFG, by ComfyUI's estimate
+    free = budget / memory.CPU_SHARE if mm.get_torch_device().type == "cpu" else budget * memory.GPU_MARGIN
+    assert fixed + per_row * 2 * 64 > budget         # all 64 rows in one call would not fit
+    monkeypatch.setattr(mm, "get_free_memory", lambda dev=None, torch_free_too=False:
+                        (free, free) if torch_free_too else free)
+    comfy.run(graph(5, 15))
+    capped, capped_rows = comfy.captured["out"]["samples"], _rows(comfy)
+    assert max(uncapped_rows) >= 64 and max(capped_rows) <= 2 * cap   # cond + uncond of `cap` particle rows
+    assert sum(capped_rows) == sum(uncapped_rows)
+    # same particles picked; values equal up to float rounding of different batch sizes in the UNet
+    assert torch.allclose(capped, uncapped, rtol=1e-4, atol=1e-3)
