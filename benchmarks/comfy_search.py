@@ -9,6 +9,8 @@ above the start, sampled every millisecond) of:
 - plain sampling of one image (euler_ancestral, batch 1), and of a batch of N;
 - the BFS node (the paper's preset, resampling at 4 steps, TAESD + a weight-free verifier) on 1 latent x N particles,
   with its decode + scoring time and the search's own overhead against the plain batch of N (target < 10%);
+- the same BFS search with ComfyUI reporting only the free memory one particle row needs (a card where only plain
+  sampling of one image fits): the memory policy then runs the particles one after another, same result;
 - Best-of-N both ways, side by side: the N particles in one batch (the BFS node's best_of_n preset) and the same N
   run one after another (N plain one-image runs, each decoded and scored: what a search that samples candidates one
   by one costs).
@@ -17,6 +19,7 @@ above the start, sampled every millisecond) of:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import logging
@@ -194,10 +197,33 @@ def _trim_heap() -> None:
         pass
 
 
-def _timed_run(runtime, graphs, device) -> tuple[float, int, dict]:
+ONE_ROW = "BFS node, one particle row per call"
+
+
+@contextlib.contextmanager
+def free_memory_for_one_row(runtime, pixels: int):
+    """ComfyUI reports just the free memory one particle row needs (by the pack's own policy), as on a card where
+    only plain sampling of one image fits: the search then runs its particles one after another."""
+    mm = sys.modules["comfy.model_management"]
+    memory = sys.modules[f"{runtime.pack.__name__}.nodes.memory"]
+    model = next(e.model.model for e in mm.current_loaded_models
+                 if e.model is not None and hasattr(e.model.model, "memory_required"))
+    fixed, per_row = memory._linear_estimate(model, (4, pixels // 8, pixels // 8))
+    budget = fixed + per_row * 2 * 1.5
+    free = budget / memory.CPU_SHARE if mm.get_torch_device().type == "cpu" else budget * memory.GPU_MARGIN
+    original = mm.get_free_memory
+    mm.get_free_memory = lambda dev=None, torch_free_too=False: (free, free) if torch_free_too else free
+    try:
+        yield
+    finally:
+        mm.get_free_memory = original
+
+
+def _timed_run(runtime, graphs, device, one_row=0) -> tuple[float, int, dict]:
     """Run the graphs one after another: (seconds, peak bytes above the start, last final search event)."""
     runtime.events.clear()
-    with PeakMemory(device) as memory:
+    squeeze = free_memory_for_one_row(runtime, one_row) if one_row else contextlib.nullcontext()
+    with squeeze, PeakMemory(device) as memory:
         started = time.perf_counter()
         for graph in graphs:
             runtime.run(graph)
@@ -234,6 +260,7 @@ def _cases(names, pixels, n, steps, seed, device) -> dict:
         "plain, 1 image": [plain_graph(names, pixels, 1, steps, seed)],
         "plain, batch of N": [plain_graph(names, pixels, n, steps, seed)],
         "BFS node, N particles in one batch": [search_graph(names, pixels, n, steps, seed, device)],
+        ONE_ROW: [search_graph(names, pixels, n, steps, seed, device)],
         "Best-of-N, N in one batch": [best_of_n],
         "Best-of-N, N one after another": [sequential_graph(names, pixels, steps, seed * 1000 + k, device)
                                            for k in range(n)],
@@ -265,8 +292,8 @@ def main(argv=None) -> int:
     names = write_models(base / "models", args.size)
     runtime = boot(args.comfyui, args.device, base)
     # warm-up: model loading and first-call costs stay out of the figures
-    for graphs in _cases(names, pixels, 2, steps, 10_000, args.device).values():
-        _timed_run(runtime, graphs, args.device)
+    for name, graphs in _cases(names, pixels, 2, steps, 10_000, args.device).items():
+        _timed_run(runtime, graphs, args.device, one_row=pixels if name == ONE_ROW else 0)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"ComfyUI: {runtime.root} ({'modern' if runtime.modern else '2024 snapshot'}); device: {device_name}")
     print(f"model: {args.size} ({pixels}px), {steps} steps, CFG 7, median of {args.repeats}; peak memory = "
@@ -276,7 +303,10 @@ def main(argv=None) -> int:
         seconds, peaks, scoring = {}, {}, []
         for repeat in range(args.repeats):   # new seed each time (ComfyUI caches unchanged nodes)
             for name, graphs in _cases(names, pixels, n, steps, repeat + 1, args.device).items():
-                took, peak, final = _timed_run(runtime, graphs, args.device)
+                if name == ONE_ROW:   # same graph as the batched one: a changed input makes ComfyUI run it again
+                    graphs[0]["sampler"]["inputs"]["chunk_size"] = 63
+                one_row = pixels if name == ONE_ROW else 0
+                took, peak, final = _timed_run(runtime, graphs, args.device, one_row)
                 seconds.setdefault(name, []).append(took)
                 peaks.setdefault(name, []).append(peak)
                 if name.startswith("BFS"):
@@ -293,6 +323,8 @@ def main(argv=None) -> int:
               f"plain batch of N: {((t[bfs] - med(scoring)) / t[batch_n] - 1) * 100:+.1f}% (target < 10%)")
         print(f"  Best-of-N one batch / one after another: time {t[together] / t[apart]:.2f}x, "
               f"memory {m[together] / max(m[apart], 1):.2f}x")
+        print(f"  BFS one batch / one particle row per call: time {t[bfs] / t[ONE_ROW]:.2f}x, "
+              f"memory {m[bfs] / max(m[ONE_ROW], 1):.2f}x")
     return 0
 
 
