@@ -1,4 +1,5 @@
 """ComfyUI adapters of the pack (classic node API, loads in the 2024 snapshot and modern ComfyUI)."""
+from .budget_explorer import DiffusionSearchBudgetExplorer
 from .rank_node import DiffusionSearchRankImages
 from .sampler_nodes import (DiffusionSearchBFSSampler, DiffusionSearchDFSSampler, DiffusionSearchLocalSampler,
                             DiffusionSearchLocalSearchSettings)
@@ -13,6 +14,7 @@ _SEARCH_NODES = {
     "DiffusionSearchKSampler": (DiffusionSearchKSampler, "KSampler (Search)"),
     "DiffusionSearchRankImages": (DiffusionSearchRankImages, "Rank Images by Verifier"),
     "DiffusionSearchCombineVerifiers": (DiffusionSearchCombineVerifiers, "Combine Verifiers"),
+    "DiffusionSearchBudgetExplorer": (DiffusionSearchBudgetExplorer, "Search Budget Explorer"),
 }
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, (cls, _) in _SEARCH_NODES.items()}

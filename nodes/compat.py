@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
+import os
 
 import torch
 
@@ -68,6 +69,19 @@ def make_ksampler(sampler_function, extra_options: dict):
 def check_interrupted() -> None:
     """Raise ComfyUI's InterruptProcessingException if the user pressed Cancel."""
     _comfy("comfy.model_management").throw_exception_if_processing_interrupted()
+
+
+def interrupt_exception() -> type:
+    """The exception ComfyUI raises when the user pressed Cancel (InterruptProcessingException, both versions)."""
+    return _comfy("comfy.model_management").InterruptProcessingException
+
+
+def output_stem(filename_prefix: str) -> str:
+    """A new path (add the extension) in ComfyUI's output folder named like SaveImage's: prefix_00001_, counting up."""
+    folder_paths = _comfy("folder_paths")
+    folder, name, counter, _, _ = folder_paths.get_save_image_path(filename_prefix, folder_paths.get_output_directory())
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"{name}_{counter:05}_")
 
 
 def progress_bar(total: int, node_id=None):

@@ -70,15 +70,25 @@ class DiffusionSearchKSampler:
                               score_size=int(score_size), chunk_size=int(chunk_size))
         plan = _plan(search, scoring, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget,
                      local_search, unique_id)
-        outcome = SearchOutcome()
-        sampler = make_search_sampler(plan, outcome)
-        sigmas = compat.calculate_sigmas(model, scheduler, int(steps), float(denoise))
-        noise = compat.prepare_noise(latents, int(seed), latent_image.get("batch_index"))
-        x0_output = {}
-        callback = compat.preview_callback(model, sigmas.shape[-1] - 1, x0_output)
-        samples = compat.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latents,
-                                       noise_mask=latent_image.get("noise_mask"), callback=callback, seed=int(seed))
+        samples, outcome = run_search(model, seed, steps, cfg, scheduler, positive, negative, latent_image, denoise,
+                                      plan)
         return _outputs(latent_image, samples, outcome)
+
+
+def run_search(model, seed, steps, cfg, scheduler, positive, negative, latent_image, denoise, plan: SearchPlan,
+               callback=None):
+    """KSampler's path with a search SAMPLER: (samples, SearchOutcome). callback(step, x0, x, total_steps) or None
+    for ComfyUI's previews and step progress bar."""
+    latents = _latent_samples(latent_image)
+    outcome = SearchOutcome()
+    sampler = make_search_sampler(plan, outcome)
+    sigmas = compat.calculate_sigmas(model, scheduler, int(steps), float(denoise))
+    noise = compat.prepare_noise(latents, int(seed), latent_image.get("batch_index"))
+    if callback is None:
+        callback = compat.preview_callback(model, sigmas.shape[-1] - 1, {})
+    samples = compat.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latents,
+                                   noise_mask=latent_image.get("noise_mask"), callback=callback, seed=int(seed))
+    return samples, outcome
 
 
 def _latent_samples(latent_image) -> torch.Tensor:

@@ -1,0 +1,112 @@
+"""The Search Budget Explorer in the real ComfyUI (tiny model): runs, table, plot, same path as KSampler (Search), Cancel."""
+import itertools
+import json
+import os
+
+import pytest
+import torch
+
+from comfy_harness import ComfyExecutionError
+
+SIZE = 32
+STEPS = 3
+
+
+def _graph(tiny_graph, presets="best_of_n, bfs", budgets="1, 2", seeds=2, seed=5):
+    graph = tiny_graph(batch=1, size=SIZE)
+    graph["ver"] = {"class_type": "DiffusionSearchVerifierPromptColour",
+                    "inputs": {"device": "cpu", "dtype": "float32", "chunk_size": 16}}
+    graph["explore"] = {"class_type": "DiffusionSearchBudgetExplorer", "inputs": {
+        "model": ["unet", 0], "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
+        "vae": ["vae", 0], "verifier": ["ver", 0], "prompt": "a red apple", "presets": presets, "budgets": budgets,
+        "seed": seed, "seeds": seeds, "steps": STEPS, "cfg": 3.0, "scheduler": "normal", "denoise": 1.0,
+        "lam": 10.0, "resampling_steps": 2, "delta": 0.0, "backtrack_steps": 2, "score_size": 0, "chunk_size": 16,
+        "filename_prefix": "explorer_test"}}
+    for slot, key in enumerate(("plot", "table", "runs")):
+        graph[f"cap_{key}"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["explore", slot],
+                                                                                     "key": key}}
+    return graph
+
+
+def _table_runs(table: str) -> list[tuple]:
+    """(preset, budget, seed, nfe) of each row of the runs table (the one whose header starts with '| run |')."""
+    lines = table.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| run |")) + 2
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[start:] if line.startswith("|")]
+    return [(row[1], int(row[2]), int(row[3]), float(row[4])) for row in rows]
+
+
+def test_explorer_runs_every_setting_and_reports_them(comfy, tiny_graph):
+    comfy.progress.clear()
+    comfy.run(_graph(tiny_graph))
+    plot, table, document = comfy.captured["plot"], comfy.captured["table"], json.loads(comfy.captured["runs"])
+    runs = document["runs"]
+    assert document["planned"] == 8 and not document["cancelled"] and len(runs) == 8
+    assert {(r["preset"], r["budget"], r["seed"]) for r in runs} == set(
+        itertools.product(("best_of_n", "bfs"), (1, 2), (5, 6)))
+    # the table's rows are the runs, in order; NFE per image is budget x steps, so it grows with the budget
+    assert _table_runs(table) == [(r["preset"], r["budget"], r["seed"], r["nfe_per_image"]) for r in runs]
+    assert all(r["nfe_per_image"] == r["budget"] * STEPS and r["seconds"] > 0 for r in runs)
+    assert [r["budget"] for r in runs] == sorted(r["budget"] for r in runs)  # cheapest first
+    # the plot is a real picture (axes, lines, text), not an empty canvas
+    assert plot.shape[0] == 1 and plot.shape[-1] == 3 and plot.shape[1] > 200 and plot.shape[2] > 400
+    assert 0.0 <= float(plot.min()) and float(plot.max()) <= 1.0 and float(plot.std()) > 0.05
+    assert comfy.progress and comfy.progress[-1][0] == comfy.progress[-1][1] == 8 * STEPS
+    saved = sorted(os.listdir(comfy.folder_paths.get_output_directory()))
+    assert any(name.startswith("explorer_test") and name.endswith(".md") for name in saved)
+
+
+def test_explorer_runs_are_what_ksampler_search_gives(comfy, tiny_graph):
+    """A run of the explorer is KSampler (Search) at that setting: same seed, same selected reward and NFE."""
+    comfy.run(_graph(tiny_graph, presets="bfs", budgets="3", seeds=1, seed=9))
+    run = json.loads(comfy.captured["runs"])["runs"][0]
+    graph = tiny_graph(batch=1, size=SIZE)
+    graph["ver"] = _graph(tiny_graph)["ver"]
+    graph["ks"] = {"class_type": "DiffusionSearchKSampler", "inputs": {
+        "model": ["unet", 0], "seed": 9, "steps": STEPS, "cfg": 3.0, "scheduler": "normal", "positive": ["pos", 0],
+        "negative": ["neg", 0], "latent_image": ["latent", 0], "denoise": 1.0, "vae": ["vae", 0],
+        "verifier": ["ver", 0], "prompt": "a red apple", "search": "bfs", "particles": 3, "lam": 10.0,
+        "resampling_steps": 2, "delta": 0.0, "backtrack_steps": 2, "nfe_budget": 0, "score_size": 0,
+        "chunk_size": 16}}
+    graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["ks", 2], "key": "scores"}}
+    comfy.run(graph)
+    scores = json.loads(comfy.captured["scores"])
+    assert scores["nfe"] == run["nfe_per_image"] == 3 * STEPS
+    assert scores["rewards"][0][0] == pytest.approx(run["reward"], abs=1e-6)
+
+
+def test_explorer_dfs_budget_is_in_multiples_of_the_plain_sampler(comfy, tiny_graph):
+    graph = _graph(tiny_graph, presets="dfs", budgets="1, 3", seeds=1)
+    graph["explore"]["inputs"]["delta"] = 1e6  # never good enough: DFS spends its whole budget
+    comfy.run(graph)
+    runs = json.loads(comfy.captured["runs"])["runs"]
+    assert runs[0]["nfe_per_image"] == STEPS and STEPS < runs[1]["nfe_per_image"] <= 3 * STEPS
+
+
+@pytest.mark.parametrize("presets,budgets,message", [("bfs, nonsense", "1", "unknown.*nonsense"),
+                                                     ("bfs", "1, two", "whole numbers"), ("bfs", "0", ">= 1"),
+                                                     ("", "1", "empty")])
+def test_explorer_bad_lists_name_the_fix(comfy, tiny_graph, presets, budgets, message):
+    with pytest.raises(ComfyExecutionError, match=message):
+        comfy.run(_graph(tiny_graph, presets=presets, budgets=budgets))
+
+
+def test_cancel_keeps_the_finished_runs(comfy, tiny_graph):
+    starts = []
+
+    def cancel_after_two_runs(event, data):  # Cancel pressed as the third run starts
+        if event == "diffusion_search.event" and data.get("type") == "start":
+            starts.append(data)
+            if len(starts) == 3:
+                comfy.interrupt()
+
+    comfy.server.listeners.append(cancel_after_two_runs)
+    try:
+        comfy.run(_graph(tiny_graph, seed=40))
+    finally:
+        comfy.server.listeners.remove(cancel_after_two_runs)
+        comfy.model_management.interrupt_current_processing(False)
+    document, table = json.loads(comfy.captured["runs"]), comfy.captured["table"]
+    assert document["cancelled"] and document["planned"] == 8
+    assert len(document["runs"]) == 2 and len(_table_runs(table)) == 2 and "cancelled" in table
+    assert comfy.captured["plot"].shape[-1] == 3 and torch.isfinite(comfy.captured["plot"]).all()
