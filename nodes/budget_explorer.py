@@ -94,9 +94,21 @@ class DiffusionSearchBudgetExplorer:
                     "local_search": (widgets.LOCAL_SEARCH_TYPE, {"tooltip": "Attach Langevin local search."})}
         return {"required": required, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, cfg=None, denoise=None, lam=None, delta=None, presets=None, budgets=None):
+        try:  # linked inputs arrive as None here: explore() checks them again when it runs
+            if presets is not None:
+                parse_presets(presets)
+            if budgets is not None:
+                parse_budgets(budgets)
+        except ValueError as error:
+            return str(error)
+        return widgets.validate_floats(cls, cfg=cfg, denoise=denoise, lam=lam, delta=delta)
+
     def explore(self, model, positive, negative, latent_image, vae, verifier, prompt, presets, budgets, seed, seeds,
                 steps, cfg, scheduler, denoise, lam, resampling_steps, delta, backtrack_steps, score_size, chunk_size,
                 filename_prefix="budget_explorer", select_verifier=None, local_search=None, unique_id=None):
+        widgets.check_floats(type(self), cfg=cfg, denoise=denoise, lam=lam, delta=delta)
         names, sizes = parse_presets(presets), parse_budgets(budgets)
         n_items = _latent_samples(latent_image).shape[0]
         scoring = ScoringSpec(vae=vae, guide_verifier=verifier, prompt=prompt, select_verifier=select_verifier,

@@ -110,3 +110,10 @@ def test_cancel_keeps_the_finished_runs(comfy, tiny_graph):
     assert document["cancelled"] and document["planned"] == 8
     assert len(document["runs"]) == 2 and len(_table_runs(table)) == 2 and "cancelled" in table
     assert comfy.captured["plot"].shape[-1] == 3 and torch.isfinite(comfy.captured["plot"]).all()
+
+
+def test_explorer_refuses_a_non_finite_float(comfy, tiny_graph):
+    graph = _graph(tiny_graph)
+    graph["explore"]["inputs"]["lam"] = float("nan")
+    with pytest.raises(ComfyExecutionError, match=r"lam is nan"):
+        comfy.run(graph)
