@@ -12,8 +12,8 @@ import math
 import torch
 
 
-def normalized_weights(log_w: torch.Tensor) -> torch.Tensor:
-    """Normalised weights [B, N] in float64 (softmax in log space); rows of all ``-inf`` are an error."""
+def normalized_log_weights(log_w: torch.Tensor) -> torch.Tensor:
+    """log of the normalised weights [B, N] in float64 (log-softmax); rows of all ``-inf`` are an error."""
     lw = log_w.to(torch.float64)
     if not bool((lw < math.inf).all()):  # False for NaN and +inf
         raise ValueError("log-weights contain NaN or +inf; the rewards or the temperature λ produced them "
@@ -23,7 +23,12 @@ def normalized_weights(log_w: torch.Tensor) -> torch.Tensor:
         raise ValueError("every particle of an item has zero weight (all log-weights are -inf); "
                          "the rewards cannot select anything")
     shifted = lw - top  # shift first: -3e38 + log N would round back to -3e38
-    return torch.softmax(shifted, dim=1)
+    return torch.log_softmax(shifted, dim=1)
+
+
+def normalized_weights(log_w: torch.Tensor) -> torch.Tensor:
+    """Normalised weights [B, N] in float64 (softmax in log space); rows of all ``-inf`` are an error."""
+    return normalized_log_weights(log_w).exp()
 
 
 def ess_from_weights(w: torch.Tensor) -> torch.Tensor:
@@ -91,7 +96,7 @@ def _systematic(w: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 def _residual(w: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """floor(N·w) copies deterministically, the remaining R children multinomially on the residual weights."""
     b, n = w.shape
-    base = torch.floor(n * w)
+    base = torch.floor(n * w + 1e-9)  # 49 · (1/49) is 0.999...: without the tolerance every count rounds down
     rest = (n - base.sum(1)).long()
     res_w = (n * w - base).clamp_min(0)
     empty = res_w.sum(1, keepdim=True) <= 0
@@ -144,19 +149,21 @@ def _ssp(w: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return ancestors_from_counts(ssp_counts(w, generator))
 
 
-def _top_half(w: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """TreeG: keep the best ceil(N/2) particles (positive weight only) and duplicate them round-robin."""
-    b, n = w.shape
+def _top_half(lw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """TreeG: keep the best ceil(N/2) particles by log-weight (finite only) and duplicate them round-robin.
+
+    Ranked in log space: weights that underflow after a softmax still keep their rank, so λ cannot change it."""
+    b, n = lw.shape
     keep = (n + 1) // 2
-    order = torch.argsort(w, dim=1, descending=True, stable=True)
-    positive = (w > 0).sum(1, keepdim=True).clamp(max=keep)
-    slot = torch.arange(n, device=w.device).expand(b, n) % positive
+    order = torch.argsort(lw, dim=1, descending=True, stable=True)
+    alive = (lw > -math.inf).sum(1, keepdim=True).clamp(max=keep)
+    slot = torch.arange(n, device=lw.device).expand(b, n) % alive
     return order.gather(1, slot)
 
 
-def _greedy(w: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _greedy(lw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """SVDD: every child copies the argmax particle."""
-    return w.argmax(1, keepdim=True).expand_as(w).clone()
+    return lw.argmax(1, keepdim=True).expand_as(lw).clone()
 
 
 def _none(w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -167,11 +174,12 @@ def _none(w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Te
 
 _FROM_WEIGHTS = {"multinomial": _multinomial, "stratified": _stratified, "systematic": _systematic,
                  "residual": _residual, "ssp": _ssp, "top_half": _top_half, "greedy": _greedy, "none": _none}
+_RANKED = ("top_half", "greedy", "none")  # rank rules: they read log-weights, never exp(log w)
 
 
 def _public(scheme: str):
     def from_log_weights(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return _FROM_WEIGHTS[scheme](normalized_weights(log_w), generator)
+        return resample_normalized(scheme, normalized_log_weights(log_w), generator)
     from_log_weights.__name__ = scheme
     from_log_weights.__doc__ = _FROM_WEIGHTS[scheme].__doc__
     return from_log_weights
@@ -183,11 +191,11 @@ ssp, top_half, greedy, none = (_public(k) for k in ("ssp", "top_half", "greedy",
 SCHEMES = {name: _public(name) for name in _FROM_WEIGHTS}
 
 
-def resample_weights(scheme: str, w: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Ancestor indices [B, N] from already normalised weights (saves a second normalisation)."""
+def resample_normalized(scheme: str, log_w: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Ancestor indices [B, N] from already normalised log-weights (``normalized_log_weights``)."""
     if scheme not in _FROM_WEIGHTS:
         raise ValueError(f"unknown resampling {scheme!r}; use one of {sorted(_FROM_WEIGHTS)}")
-    return _FROM_WEIGHTS[scheme](w, generator)
+    return _FROM_WEIGHTS[scheme](log_w if scheme in _RANKED else log_w.exp(), generator)
 
 
 def resample(scheme: str, log_w: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -196,4 +204,4 @@ def resample(scheme: str, log_w: torch.Tensor, generator: torch.Generator | None
         raise ValueError(f"unknown resampling {scheme!r}; use one of {sorted(_FROM_WEIGHTS)}")
     if log_w.dim() != 2:
         raise ValueError(f"log_w must be [items, particles], got shape {tuple(log_w.shape)}")
-    return resample_weights(scheme, normalized_weights(log_w), generator)
+    return resample_normalized(scheme, normalized_log_weights(log_w), generator)

@@ -1,7 +1,8 @@
 """The BFS axes as small functions: temperature λ_t, path scoring, resampling steps; DFS thresholds δ_t.
 
-Paper, BFS design space: weights w ∝ exp(λ_t · score_t). Temperature "increase_exp" is the text's
-λ((1+γ)^i - 1) capped at λ (DAS); "increase_linear" the code's λ·2i/T; "inf" is greedy selection.
+Paper, BFS design space: weights w ∝ exp(λ_t · score_t). Temperature "increase_paper" is the paper's BFS ramp
+λ(exp(γ·i) − 1); "increase_exp" DAS's λ·min(1, (1+γ)^i − 1); both take γ = 0.008 per step of a 100-step schedule,
+scaled to the number of steps. "increase_linear" is the paper code's λ·2i/T; "inf" is greedy selection.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import torch
 
 from .config import BFSConfig, DFSConfig
 from .noise import alpha_bar
+
+REFERENCE_GAMMA, REFERENCE_STEPS = 0.008, 100  # the paper's and DAS's ramp rate, for their 100-step schedules
 
 
 def temperature(config: BFSConfig, step: int, n_steps: int) -> float:
@@ -22,7 +25,11 @@ def temperature(config: BFSConfig, step: int, n_steps: int) -> float:
         return math.inf
     if config.temperature == "increase_linear":
         return config.lam * 2.0 * i / n_steps
-    gamma = config.gamma if config.gamma is not None else 2.0 ** (1.0 / n_steps) - 1.0  # reaches λ at the end
+    if config.temperature == "increase_paper":  # 0.17, 0.38, 0.61, 0.89 λ at 20/40/60/80 % of the steps
+        gamma = config.gamma if config.gamma is not None else REFERENCE_GAMMA * REFERENCE_STEPS / n_steps
+        return config.lam * math.expm1(gamma * i)
+    # DAS: the same rate compounded, capped at λ (reached at 87 % of the steps)
+    gamma = config.gamma if config.gamma is not None else (1 + REFERENCE_GAMMA) ** (REFERENCE_STEPS / n_steps) - 1
     return config.lam * min(1.0, (1.0 + gamma) ** i - 1.0)
 
 
@@ -37,7 +44,8 @@ def path_score(scoring: str, current: torch.Tensor, previous: torch.Tensor | Non
 
 
 def log_weights(score: torch.Tensor, lam: float) -> torch.Tensor:
-    """log w = λ·score; λ = inf keeps only the argmax of each item (ties: the first)."""
+    """log w = λ·score in float64 (λ·r beyond float32's range stays finite); λ = inf keeps only the argmax."""
+    score = score.to(torch.float64)
     if math.isinf(lam):
         best = score.argmax(1, keepdim=True)
         lw = torch.full_like(score, -math.inf)

@@ -85,3 +85,31 @@ def test_ess_and_counts_helpers():
     anc = R.ancestors_from_counts(counts)
     assert anc.tolist() == [[0, 0, 2], [1, 1, 1]]
     assert torch.equal(R.counts_from_ancestors(anc), counts)
+
+
+def test_top_half_ranks_in_log_space():
+    """TreeG keeps the best half by score; weights that underflow after a softmax must not shrink the survivors."""
+    log_w = torch.tensor([[0.0, -1000.0, -2000.0, -3000.0], [-5e4, 3e4, -math.inf, 2e4]], dtype=torch.float64)
+    anc = R.resample("top_half", log_w, None)
+    assert sorted(anc[0].tolist()) == [0, 0, 1, 1] and sorted(anc[1].tolist()) == [1, 1, 3, 3]
+    # scale-free: the survivors do not depend on λ
+    scores = torch.randn(50, 8, generator=torch.Generator().manual_seed(1))
+    for lam in (1e-3, 1.0, 1e3, 1e6):
+        assert torch.equal(R.resample("top_half", lam * scores, None), R.resample("top_half", scores, None))
+
+
+@pytest.mark.parametrize("n", [3, 7, 49, 98, 1000])
+def test_residual_keeps_equal_weights_deterministic(n):
+    """floor(N·w) with a tolerance: N equal weights give one child each, for every seed (not a multinomial draw)."""
+    log_w = torch.zeros(20, n)
+    counts = R.counts_from_ancestors(R.resample("residual", log_w, torch.Generator().manual_seed(n)), n)
+    assert (counts == 1).all()
+
+
+def test_huge_log_weights_in_float64():
+    """λ·r beyond float32's range stays finite in float64 and selects the largest."""
+    scores = torch.tensor([[1e37, 3e37, 2e37]], dtype=torch.float32)
+    from search_core.schedules import log_weights
+    lw = log_weights(scores, 10.0)
+    assert lw.dtype == torch.float64 and torch.isfinite(lw).all()
+    assert R.resample("multinomial", lw, torch.Generator().manual_seed(0))[0].tolist() == [1, 1, 1]
