@@ -98,23 +98,31 @@ def optional_scoring_inputs() -> dict:
 def bfs_inputs() -> dict:
     return {
         "preset": (preset_choices(), {"default": "bfs", "tooltip":
-                   "bfs = the paper's BFS (increase, max, SSP); best_of_n; fk = FK-steering (constant, max, "
-                   "multinomial); das = DAS w/o gradient (increase, difference, SSP); treeg (top half); svdd "
-                   "(greedy every step); custom = the three axes below."}),
+                   "bfs = the paper's BFS (λ(exp(γt)−1) ramp, max, SSP; at the end resampled when ESS < 0.5·N, then "
+                   "the best); best_of_n; fk = FK-steering (constant λ, max floored at 0, multinomial; a final "
+                   "corrected resampling draws from p·exp(λr)); das = DAS w/o gradient (tempered λ_t·r_t − λ_s·r_s "
+                   "every step, SSP when ESS < 0.5·N, final draw by weight); treeg (best half at every step); svdd "
+                   "(greedy every step); custom = the three axes below. Resampling needs a stochastic step: these "
+                   "samplers step with eta = 1 (ancestral); with eta = 0 resampled copies never diverge."}),
         "particles": ("INT", {"default": 4, "min": 1, "max": 256,
                               "tooltip": "N particles per latent (paper: 2, 4, 8). 1 = the plain sampler."}),
         "lam": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1000.0, "step": 0.5,
-                          "tooltip": "λ, inverse temperature: weights ∝ exp(λ_t·score) (paper: 10 for ImageReward)."}),
+                          "tooltip": "λ, inverse temperature: weights ∝ exp(λ_t·score) (paper: 10 for ImageReward). "
+                                     "TreeG and SVDD rank, so λ does not change them."}),
         "resampling_steps": ("INT", {"default": 4, "min": 0, "max": 1000, "tooltip":
                                      "How many evenly spaced resampling points (paper: 4, at steps 20/40/60/80 of "
-                                     "100). Ignored by svdd (every step)."}),
+                                     "100). Ignored by das, treeg and svdd (every step)."}),
         "ess_threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
-                                    "Resample only when ESS < threshold·N (paper: 0.5); 0 = always resample."}),
-        "temperature": (list(TEMPERATURES), {"default": "increase_exp", "tooltip":
-                        "custom only. constant; increase_exp λ((1+γ)^i-1) (paper text); increase_linear λ·2i/T "
-                        "(paper code); inf = greedy."}),
+                                    "Resample an item only when ESS < threshold·N and carry its weights otherwise "
+                                    "(adaptive SMC; paper and DAS: 0.5). 0 = the preset's own (das: 0.5; the "
+                                    "others and custom: always resample)."}),
+        "temperature": (list(TEMPERATURES), {"default": "increase_paper", "tooltip":
+                        "custom only. constant; increase_paper λ(exp(γt)−1) (the paper's BFS: 0.17/0.38/0.61/0.89 λ "
+                        "at 20/40/60/80 %); increase_exp λ·min(1, (1+γ)^t−1) (DAS); increase_linear λ·2t/T (paper "
+                        "code); inf = greedy."}),
         "scoring": (list(SCORINGS), {"default": "max", "tooltip":
-                    "custom only. current r_t; difference r_t - r_{t+1}; max over the path (paper's best)."}),
+                    "custom only. current r_t; difference λ_t·r_t − λ_s·r_s (tempered increments: the weights "
+                    "telescope to exp(λ·r)); max over the path (paper's best)."}),
         "resampling": (list(RESAMPLINGS), {"default": "ssp", "tooltip":
                        "custom only. ssp (Srinivasan sampling; the paper's key gain), multinomial, systematic, "
                        "stratified, residual, top_half, greedy, none."}),
@@ -124,8 +132,9 @@ def bfs_inputs() -> dict:
 def bfs_config(preset, lam, resampling_steps, ess_threshold, temperature, scoring, resampling):
     """BFSConfig from widgets: a preset with λ / resampling count / ESS overridden, or the custom axes."""
     from ..search_core.config import BFSConfig
-    overrides = dict(lam=float(lam), num_resamples=int(resampling_steps),
-                     ess_threshold=float(ess_threshold) if ess_threshold > 0 else None)
+    overrides = dict(lam=float(lam), num_resamples=int(resampling_steps))
+    if ess_threshold > 0 or preset == CUSTOM:  # 0 keeps a preset's own (DAS checks the ESS at every step)
+        overrides["ess_threshold"] = float(ess_threshold) if ess_threshold > 0 else None
     if preset == CUSTOM:
         return BFSConfig(name=CUSTOM, temperature=temperature, scoring=scoring, resampling=resampling,
                          **overrides).validate()

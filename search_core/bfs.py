@@ -7,6 +7,7 @@ scaling) and dual verifiers (``select_fn`` selects, ``score_fn``/``guide_fn`` gu
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -16,10 +17,12 @@ from .config import BFSConfig, LangevinConfig
 from .evaluation import Evaluator
 from .guidance import advance, guided_denoise
 from .particles import ancestor_rows, check_inputs, expand_particles, gather_particles, item_view
+from .path_weights import PathWeights
 from .presets import get_preset
-from .schedules import log_weights, path_score, resample_steps, temperature
+from .schedules import resample_steps, temperature
 from .trace import SearchResult, Trace, to_list
 
+log = logging.getLogger(__name__)
 SELECT_FOR = ("final", "resample_and_final")
 
 
@@ -69,12 +72,14 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     trace = Trace(algorithm, result, on_event)
     items = torch.arange(n_items, device=x.device).repeat_interleave(n)
     resample_at = resample_steps(config, n_steps)
+    warn_if_deterministic(eta, n, bool(resample_at) or config.final_ess_threshold is not None)
     trace.emit("start", n_items=n_items, n_particles=n, n_steps=n_steps, sigmas=sigmas, noise_form=noise_form,
                config=_config_dict(config, resample_at, local, n_steps, select_for, select_fn is not None))
 
     xs = expand_particles(x, n, sigmas[0], noise_form, generator, start_x0)
+    paths = PathWeights(config.scoring, config.reward_floor, n_items, n, x.device)
+    keep_all = torch.arange(n, device=x.device).expand(n_items, n)
     sigma_list = sigmas.tolist()
-    previous = running_max = latest = None
     for i in range(n_steps):
         sigma, sigma_next = sigma_list[i], sigma_list[i + 1]
         sigma_rows = sigmas[i].expand(xs.shape[0])
@@ -87,28 +92,28 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                     ancestors=None, counts=None)
         if i in resample_at:
             rewards = ev.score(weight_fn, x0).reshape(n_items, n)
-            score = path_score(config.scoring, rewards, previous, running_max)
             lam = temperature(config, i, n_steps)
-            weights = resampling.normalized_weights(log_weights(score, lam))
+            score = paths.path_score(rewards)
+            log_w = resampling.normalized_log_weights(paths.update(rewards, lam))
+            weights = log_w.exp()
             ess = resampling.ess_from_weights(weights)
-            ancestors = resampling.resample_weights(config.resampling, weights, generator)
-            if config.ess_threshold is not None:
-                keep = ess >= config.ess_threshold * n  # items whose weights are still balanced are left alone
-                ancestors = torch.where(keep[:, None], torch.arange(n, device=x.device).expand(n_items, n),
-                                        ancestors)
+            ancestors = resampling.resample_normalized(config.resampling, log_w, generator)
+            done = torch.ones(n_items, dtype=torch.bool, device=x.device)
+            if config.ess_threshold is not None and not math.isinf(lam):
+                done = ess < config.ess_threshold * n  # balanced items keep their particles and carry the weights
+                ancestors = torch.where(done[:, None], ancestors, keep_all)
+            paths.resampled(ancestors, done)
             # one conversion to plain lists per kind (per-tensor conversions cost more than the resampling)
-            floats = to_list(torch.stack([rewards.double(), weights, score.double()]))
+            floats = to_list(torch.stack([rewards.double(), weights, score]))
             ints = torch.stack([ancestors, resampling.counts_from_ancestors(ancestors, n)]).tolist()
             step.update(scores=floats[0], weights=floats[1], ess=ess, temperature=lam, resampled=True,
-                        ancestors=ints[0], counts=ints[1], path_scores=floats[2])
+                        ancestors=ints[0], counts=ints[1], path_scores=floats[2], resampled_items=done.tolist())
             rows = ancestor_rows(ancestors)
             xs, x0 = gather_particles(xs, ancestors, rows), gather_particles(x0, ancestors, rows)
             if use_local and reward_before is not None:
                 reward_before = gather_particles(reward_before, ancestors, rows)
                 guided_reward = gather_particles(guided_reward, ancestors, rows)
-            previous = rewards.gather(1, ancestors)
-            running_max = score.gather(1, ancestors) if config.scoring == "max" else None
-            latest = previous
+        x_before = xs
         xs, x0, reward_after = advance(ev, xs, x0, sigma, sigma_next, items, generator, noise_form, eta,
                                        local if use_local else None, guide_fn)
         step["nfe"] = ev.nfe
@@ -120,28 +125,54 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                        reward_after=None if reward_after is None else reward_after.reshape(n_items, n),
                        langevin_steps=local.steps * (local.recur_steps + 1), nfe=ev.nfe, grad_evals=ev.grad_evals)
         if callback is not None:
+            latest = paths.last_reward
             best = (latest.argmax(1) if latest is not None else torch.zeros(n_items, dtype=torch.long,
                                                                            device=x.device))
             pick = torch.arange(n_items, device=x.device) * n + best
-            callback({"i": i, "denoised": x0[pick], "x": xs[pick], "sigma": sigmas[i], "sigma_hat": sigmas[i]})
+            # k-diffusion's convention: x is the state at σ_i that the step's x0 was predicted from
+            callback({"i": i, "denoised": x0[pick], "x": x_before[pick], "sigma": sigmas[i], "sigma_hat": sigmas[i]})
 
-    return finish(trace, ev, xs, n_items, n, final_fn, config, n_steps, generator, previous, running_max)
+    return finish(trace, ev, xs, n_items, n, final_fn, config, n_steps, generator, paths)
+
+
+def warn_if_deterministic(eta: float, n: int, resamples: bool) -> None:
+    """Resampled copies of a particle only diverge through the step's noise: with eta = 0 they never do."""
+    if eta == 0 and n > 1 and resamples:
+        log.warning("eta = 0 (deterministic DDIM) with resampling: resampled copies of a particle never diverge, so "
+                    "the search ends with few distinct samples; resampling needs a stochastic step (eta > 0, "
+                    "e.g. 1)")
 
 
 def finish(trace: Trace, ev: Evaluator, xs: torch.Tensor, n_items: int, n: int, final_fn, config: BFSConfig,
-           n_steps: int, generator: torch.Generator, previous=None, running_max=None) -> torch.Tensor:
+           n_steps: int, generator: torch.Generator, paths: PathWeights) -> torch.Tensor:
     """Score the final particles with the selecting verifier, pick one per item, fill the result, emit ``final``.
 
-    ``final_pick="sample"`` draws ∝ exp(λ_T · path score), the last SMC weight (with "difference" scoring and
-    constant λ this is the consistent FK/SMC estimate of the tilted target p0·exp(λ·r))."""
+    Final log-weight: the carried weights plus λ_T·path score ("score"), or λ·r_T minus the potentials applied
+    ("corrected": FK's last step; the draw then targets p0·exp(λ·r)). ``final_ess_threshold``: multinomial
+    resampling first when ESS < threshold·N (the paper's last step); the pick is among the survivors.
+    ``final_pick``: "best" (highest reward) or "sample" (a draw ∝ the final weight)."""
     rewards = ev.score(final_fn, xs, "select_fn" if final_fn is not None else "score_fn").reshape(n_items, n)
     order = torch.argsort(rewards, dim=1, descending=True, stable=True)
-    if config.final_pick == "sample" and not math.isinf(temperature(config, n_steps - 1, n_steps)):
-        lam = temperature(config, n_steps - 1, n_steps)
-        score = path_score(config.scoring, rewards, previous, running_max)
-        selected = resampling.multinomial(lam * score, generator)[:, 0]
-    else:
-        selected = order[:, 0]
+    lam_last = temperature(config, n_steps - 1, n_steps)
+    corrected = config.final_weight == "corrected"
+    sample = config.final_pick == "sample" and (corrected or not math.isinf(lam_last))
+    final = dict(resampled=None, ess=None, counts=None)
+    survivors = torch.ones(n_items, n, dtype=torch.bool, device=xs.device)
+    if sample or config.final_ess_threshold is not None:
+        log_w = resampling.normalized_log_weights(paths.final(rewards, lam_last, config.lam, corrected))
+        if config.final_ess_threshold is not None:
+            ess = resampling.ess_from_weights(log_w.exp())
+            done = ess < config.final_ess_threshold * n
+            counts = resampling.counts_from_ancestors(resampling.resample_normalized("multinomial", log_w,
+                                                                                     generator), n)
+            survivors = torch.where(done[:, None], counts > 0, survivors)
+            # a resampled item: the children are the population; a uniform child is a draw ∝ the weights
+            log_w = torch.where(done[:, None], torch.log(counts.to(torch.float64)), log_w)
+            final.update(resampled=done.tolist(), ess=ess, counts=torch.where(done[:, None], counts, 1).tolist())
+        if sample:
+            selected = resampling.multinomial(log_w, generator)[:, 0]
+    if not sample:
+        selected = torch.where(survivors, rewards.to(torch.float64), -math.inf).argmax(1)
     particles = item_view(xs, n_items)
     samples = particles[torch.arange(n_items, device=xs.device), selected]
     res = trace.result
@@ -149,5 +180,5 @@ def finish(trace: Trace, ev: Evaluator, xs: torch.Tensor, n_items: int, n: int, 
     res.nfe, res.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
     res.grad_evals, res.denoiser_grad_evals, res.score_evals = ev.grad_evals, ev.denoiser_grad_evals, ev.score_evals
     trace.emit("final", rewards=rewards, order=order, selected=selected, nfe=ev.nfe, nfe_per_item=res.nfe_per_item,
-               grad_evals=ev.grad_evals)
+               grad_evals=ev.grad_evals, **final)
     return samples

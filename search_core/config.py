@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-TEMPERATURES = ("constant", "increase_exp", "increase_linear", "inf")
+TEMPERATURES = ("constant", "increase_paper", "increase_exp", "increase_linear", "inf")
 SCORINGS = ("current", "difference", "max")
 RESAMPLINGS = ("multinomial", "stratified", "systematic", "residual", "ssp", "top_half", "greedy", "none")
 FINAL_PICKS = ("best", "sample")
+FINAL_WEIGHTS = ("score", "corrected")
 DELTA_SCHEDULES = ("constant", "alpha_scaled")
 GRAD_MODES = ("x0", "denoiser")
 
@@ -25,16 +26,19 @@ def _choice(name: str, value, allowed) -> None:
 class BFSConfig:
     """One point of the paper's BFS design space: temperature x scoring x resampling (+ when to resample)."""
 
-    temperature: str = "increase_exp"
+    temperature: str = "increase_paper"
     lam: float = 10.0                      # λ: weights w ∝ exp(λ_t · score)
-    gamma: float | None = None             # exponential ramp rate; None: reach λ at the last step
+    gamma: float | None = None             # ramp rate per step; None: the source's 0.008 per step of 100, scaled
     scoring: str = "max"
     resampling: str = "ssp"
     resample_every: int | None = None      # resample every k steps ...
     resample_steps: list[int] | None = None  # ... or at these step indices (0-based, after the step's denoiser call)
     num_resamples: int = 4                 # used when neither is given: evenly spaced (paper: 20/40/60/80 of 100)
-    ess_threshold: float | None = None     # resample an item only when ESS < threshold·N (None: always)
-    final_pick: str = "best"               # "best": argmax of the selecting verifier; "sample": draw ∝ exp(λ·r)
+    ess_threshold: float | None = None     # resample an item only when ESS < threshold·N, else carry the weights
+    reward_floor: float | None = None      # "max" scoring: the running max starts here (FK's reward_min_value)
+    final_weight: str = "score"            # "score": λ_T·path score; "corrected": λ·r_T / potentials applied (FK)
+    final_ess_threshold: float | None = None  # before the pick, resample multinomially if ESS < threshold·N
+    final_pick: str = "best"               # "best": argmax of the selecting verifier; "sample": draw ∝ final weight
     name: str = "custom"
 
     def validate(self) -> "BFSConfig":
@@ -42,6 +46,7 @@ class BFSConfig:
         _choice("scoring", self.scoring, SCORINGS)
         _choice("resampling", self.resampling, RESAMPLINGS)
         _choice("final_pick", self.final_pick, FINAL_PICKS)
+        _choice("final_weight", self.final_weight, FINAL_WEIGHTS)
         if not (self.lam >= 0):
             raise ValueError(f"lam={self.lam} must be >= 0 (it is the inverse temperature λ)")
         if self.gamma is not None and not self.gamma > 0:
@@ -52,6 +57,10 @@ class BFSConfig:
             raise ValueError(f"num_resamples={self.num_resamples} must be >= 0")
         if self.ess_threshold is not None and not 0.0 < self.ess_threshold <= 1.0:
             raise ValueError(f"ess_threshold={self.ess_threshold} must be in (0, 1] (a fraction of N) or None")
+        if self.final_ess_threshold is not None and not 0.0 < self.final_ess_threshold <= 1.0:
+            raise ValueError(f"final_ess_threshold={self.final_ess_threshold} must be in (0, 1] or None")
+        if self.reward_floor is not None and not abs(self.reward_floor) < float("inf"):
+            raise ValueError(f"reward_floor={self.reward_floor} must be finite (or None: no floor)")
         return self
 
     def replace(self, **changes) -> "BFSConfig":
@@ -69,6 +78,7 @@ class DFSConfig:
     delta: float = 0.0                     # δ: backtrack when score < δ_t
     delta_schedule: str = "constant"       # "alpha_scaled": δ_t = δ / ᾱ_t (reference code; for rewards log f <= 0)
     backtrack_steps: int = 4               # ΔT
+    backtrack_growth: float = 2.0          # each retry that fails again at the same level goes growth x further up
     nfe_budget: int | None = None          # denoiser evaluations per item (None: 2 x steps); a dive always completes
     check_steps: list[int] | None = None   # steps where the score is checked (None: every step after check_from)
     check_from: int = 1                    # first step index checked when check_steps is None
@@ -78,6 +88,8 @@ class DFSConfig:
         _choice("delta_schedule", self.delta_schedule, DELTA_SCHEDULES)
         if self.backtrack_steps < 1:
             raise ValueError(f"backtrack_steps={self.backtrack_steps} must be >= 1 (ΔT, in denoising steps)")
+        if not self.backtrack_growth >= 1.0:
+            raise ValueError(f"backtrack_growth={self.backtrack_growth} must be >= 1 (1 = always ΔT steps)")
         if n_steps is not None and self.nfe_budget is not None and self.nfe_budget < n_steps:
             raise ValueError(f"nfe_budget={self.nfe_budget} is below the {n_steps} steps one dive needs; "
                              f"raise it to at least {n_steps}")
@@ -121,4 +133,4 @@ class LangevinConfig:
         return dataclasses.asdict(self)
 
 
-__all__ = ["BFSConfig", "DFSConfig", "LangevinConfig", "TEMPERATURES", "SCORINGS", "RESAMPLINGS"]
+__all__ = ["BFSConfig", "DFSConfig", "LangevinConfig", "TEMPERATURES", "SCORINGS", "RESAMPLINGS", "FINAL_WEIGHTS"]
