@@ -3,7 +3,9 @@
 Paper, "DFS Non-linear Search": if the score of x0|t is below δ_t and the NFE budget allows, re-noise with the forward
 kernel q(x_{t+ΔT} | x_t) (fresh noise at the top) and retry; return the best complete sample seen. Items dive in
 one batch at their own noise levels (one model call per iteration, per-row sigmas). A backtrack is only taken when
-the budget left still covers the full dive back down, so every item completes and the budget is never exceeded.
+the budget left still covers the full dive back down (local search's recurrences included), so every item completes
+and the budget is never exceeded. A retry that fails again before passing the level it failed at goes
+``backtrack_growth`` times further up (ΔT, 2ΔT, 4ΔT, ...): a sample in the wrong mode can then leave it.
 """
 from __future__ import annotations
 
@@ -20,17 +22,24 @@ from .schedules import dfs_threshold
 from .trace import SearchResult, Trace, to_list
 
 
-def _denoise(ev, xs, sigma_rows, items, steps, local, guide_fn, noise_form):
-    """x0 predictions, guided on the rows whose step has local search."""
-    if local is None:
+def _denoise(ev, xs, sigma_rows, items, guided, local, guide_fn, noise_form):
+    """x0 predictions, guided on the rows whose step has local search (``guided``)."""
+    if local is None or not bool(guided.any()):
         return ev.denoise(xs, sigma_rows, items)
-    use = torch.tensor([local.applies_at(int(s)) for s in steps.tolist()], device=xs.device)
     x0 = torch.empty_like(xs)
-    if use.any():
-        x0[use] = guided_denoise(ev, xs[use], sigma_rows[use], items[use], local, guide_fn, noise_form)[0]
-    if (~use).any():
-        x0[~use] = ev.denoise(xs[~use], sigma_rows[~use], items[~use])
+    x0[guided] = guided_denoise(ev, xs[guided], sigma_rows[guided], items[guided], local, guide_fn, noise_form)[0]
+    if (~guided).any():
+        x0[~guided] = ev.denoise(xs[~guided], sigma_rows[~guided], items[~guided])
     return x0
+
+
+def dive_costs(n_steps: int, local: LangevinConfig | None) -> list[int]:
+    """NFE from step t to the end of a dive, t = 0..n_steps: 1 per step, + recur_steps where local search runs."""
+    costs = [1 + (local.recur_steps if local is not None and local.applies_at(s) else 0) for s in range(n_steps)]
+    out = [0] * (n_steps + 1)
+    for s in range(n_steps - 1, -1, -1):
+        out[s] = out[s + 1] + costs[s]
+    return out
 
 
 def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *, score_fn, generator,
@@ -47,7 +56,11 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     if local is not None:
         local.validate()
     guide_fn = guide_fn or score_fn
-    budget = config.nfe_budget or 2 * n_steps
+    dive = dive_costs(n_steps, local)
+    budget = config.nfe_budget or 2 * dive[0]
+    if budget < dive[0]:
+        raise ValueError(f"nfe_budget={budget} is below the {dive[0]} NFE one dive needs (local search's recurrences "
+                         f"included); raise it to at least {dive[0]}")
     max_back = math.inf if config.max_backtracks is None else config.max_backtracks
     device = x.device
 
@@ -64,11 +77,15 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     else:
         checked[config.check_from:] = True
     checked[-1] = True  # the complete sample is always judged
+    guided_at = torch.tensor([local is not None and local.applies_at(s) for s in range(n_steps)], device=device)
+    dive_t = torch.tensor(dive, device=device)
 
     xs = x.clone()
     step = torch.zeros(n_items, dtype=torch.long, device=device)
     done = torch.zeros(n_items, dtype=torch.bool, device=device)
     backtracks = torch.zeros(n_items, dtype=torch.long, device=device)
+    fails = torch.zeros(n_items, dtype=torch.long, device=device)      # consecutive failed retries
+    fail_step = torch.full((n_items,), -1, dtype=torch.long, device=device)
     best_x = torch.zeros_like(x)
     best_r = torch.full((n_items,), -math.inf, device=device)
     iteration = 0
@@ -76,8 +93,11 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
         act = (~done).nonzero()[:, 0]
         xa, sa = xs[act], step[act]
         sigma_rows, next_rows = sigmas[sa], sigmas[sa + 1]
-        x0 = _denoise(ev, xa, sigma_rows, act, sa, local, guide_fn, noise_form)
-        score = ev.score(score_fn, x0)
+        x0 = _denoise(ev, xa, sigma_rows, act, guided_at[sa], local, guide_fn, noise_form)
+        judged = checked[sa]
+        score = torch.full((act.numel(),), math.nan, device=device)
+        if judged.any():  # the verifier runs only where its score is used
+            score[judged] = ev.score(score_fn, x0[judged])
         last = sa == n_steps - 1
         if last.any():  # x0 at the last step is a complete sample: keep the best one seen
             final = ev.score(select_fn, x0[last], "select_fn") if select_fn is not None else score[last]
@@ -86,19 +106,26 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
             best_r[rows[better]] = final[better]
             best_x[rows[better]] = x0[last][better]
         thr = thresholds[sa]
-        target = (sa - config.backtrack_steps).clamp_min(0)
-        room = budget - ev.nfe_per_item[act] >= n_steps - target
-        back = checked[sa] & (score < thr) & room & (backtracks[act] < max_back)
-        columns = zip(sa.tolist(), sigma_rows.tolist(), act.tolist(), score.tolist(), thr.tolist(),
+        passed = judged & (score >= thr)
+        progress = passed & (sa >= fail_step[act])
+        fails[act[progress]] = 0
+        jump = torch.ceil(config.backtrack_steps * config.backtrack_growth ** fails[act].double()).long()
+        target = (sa - jump).clamp_min(0)
+        room = budget - ev.nfe_per_item[act] >= dive_t[target]
+        back = judged & (score < thr) & room & (backtracks[act] < max_back)
+        columns = zip(sa.tolist(), sigma_rows.tolist(), act.tolist(), to_list(score), thr.tolist(),
                       ev.nfe_per_item[act].tolist())
         for st, sg, item, sc, th, used in columns:  # plain data for the UI, one record per diving item
             trace.emit("step", step=st, sigma=sg, item=item, score=sc, threshold=th, nfe=used)
+        x_before = xs.clone() if callback is not None else None
         forward = ~back & ~last
         if forward.any():
-            rows = forward.nonzero()[:, 0]
-            xs[act[rows]] = advance(ev, xa[rows], x0[rows], sigma_rows[rows], next_rows[rows], act[rows],
-                                    generator, noise_form, eta, local, guide_fn)[0]
-            step[act[rows]] += 1
+            for with_local in (True, False):  # recurrences only where the local settings apply
+                rows = (forward & (guided_at[sa] == with_local)).nonzero()[:, 0]
+                if rows.numel():
+                    xs[act[rows]] = advance(ev, xa[rows], x0[rows], sigma_rows[rows], next_rows[rows], act[rows],
+                                            generator, noise_form, eta, local if with_local else None, guide_fn)[0]
+            step[act[forward]] += 1
         if back.any():
             rows = back.nonzero()[:, 0]
             to = target[rows]
@@ -106,11 +133,13 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                                       noise_form)
             top = to == 0  # back at the top: a fresh start
             if top.any():
-                start = None if start_x0 is None else start_x0.to(x).expand_as(x)[act[rows][top]]
+                start = None if start_x0 is None else start_x0.to(x).expand_as(x)[act[rows]][top]
                 renoised[top] = fresh_start(renoised[top], sigmas[0], noise_form, generator, start)
             xs[act[rows]] = renoised
             step[act[rows]] = to
             backtracks[act[rows]] += 1
+            fails[act[rows]] += 1
+            fail_step[act[rows]] = sa[rows]
             for k, item in enumerate(act[rows].tolist()):
                 trace.emit("backtrack", item=item, step_from=int(sa[rows[k]]), step_to=int(to[k]),
                            score=float(score[rows[k]]), threshold=float(thr[rows[k]]),
@@ -119,8 +148,9 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
         if callback is not None:
             preview = best_x.clone()
             preview[act] = x0
-            callback({"i": min(iteration, n_steps - 1), "denoised": preview, "x": xs, "sigma": sigmas[int(sa.min())],
-                      "sigma_hat": sigmas[int(sa.min())]})
+            level = sigmas[int(sa.min())]  # rows dive at their own levels: the highest one is reported
+            callback({"i": min(iteration, n_steps - 1), "denoised": preview, "x": x_before, "sigma": level,
+                      "sigma_hat": level})
         iteration += 1
 
     res = trace.result

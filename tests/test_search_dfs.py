@@ -67,3 +67,61 @@ def test_bad_config_raises():
         _run(0.0, budget=5)
     with pytest.raises(ValueError, match="delta_schedule"):
         _run(0.0, delta_schedule="weird")
+
+
+def _counted(fn, log):
+    def wrapped(z):
+        log.append(z.shape[0])
+        return fn(z)
+    return wrapped
+
+
+@pytest.mark.parametrize("recur,start", [(1, 4), (2, 0), (1, 9)])
+def test_budget_holds_exactly_with_local_search(recur, start):
+    """Guidance and recurrence evaluations count against the budget; local settings' start_step is honoured."""
+    from search_core import LangevinConfig
+    local = LangevinConfig(mu=0.1, recur_steps=recur, start_step=start)
+    dive = 10 + recur * (10 - start)
+    budget = 2 * dive + 3
+    res, events = SearchResult(), []
+    x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0)) * 6
+    sample_dfs(GMM.denoiser(), x, torch.linspace(6.0, 0.0, 11), score_fn=RARE, generator=torch.Generator(),
+               config=DFSConfig(delta=math.inf, nfe_budget=budget, backtrack_steps=4), local=local, result=res,
+               on_event=events.append)
+    assert all(dive <= n <= budget for n in res.nfe_per_item), res.nfe_per_item
+    assert max(res.nfe_per_item) > dive  # it did backtrack
+
+
+def test_local_apply_steps_inside_dfs():
+    from search_core import LangevinConfig
+    calls = []
+    guide = _counted(RARE, calls)
+    local = LangevinConfig(mu=0.1, recur_steps=1, apply_steps=[3, 7])
+    res = SearchResult()
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(1)) * 6
+    sample_dfs(GMM.denoiser(), x, torch.linspace(6.0, 0.0, 11), score_fn=RARE, guide_fn=guide,
+               generator=torch.Generator(), config=DFSConfig(delta=-math.inf), local=local, result=res)
+    # no backtracking: each item takes 10 steps, 2 of them guided, each guided step 1 + 1 recurrence
+    assert res.nfe_per_item == [12] * 4
+    assert res.grad_evals == 4 * 2 * 2
+
+
+def test_verifier_is_called_only_at_checked_steps():
+    calls = []
+    score = _counted(RARE, calls)
+    res = SearchResult()
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(2)) * 6
+    sample_dfs(GMM.denoiser(), x, torch.linspace(6.0, 0.0, 11), score_fn=score, generator=torch.Generator(),
+               config=DFSConfig(delta=-math.inf, check_steps=[4, 6]), result=res)
+    assert sum(calls) == 5 * 3 and res.score_evals == 15  # steps 4, 6 and the complete sample
+
+
+def test_backtracking_escalates_when_retries_keep_failing():
+    """Retries that fail again at the same level go ΔT·growth^k steps up, so a wrong mode can be left."""
+    _, res, events = _run(math.inf, budget=60, n_items=2, backtrack_growth=2.0, check_steps=[9])
+    backs = [e for e in events if e["type"] == "backtrack" and e["item"] == 0]
+    jumps = [e["step_from"] - e["step_to"] for e in backs]
+    assert jumps == [4, 8, 9, 9, 9], jumps
+    _, res, events = _run(math.inf, budget=60, n_items=2, backtrack_growth=1.0, check_steps=[9])
+    jumps = [e["step_from"] - e["step_to"] for e in events if e["type"] == "backtrack" and e["item"] == 0]
+    assert set(jumps) <= {4}
