@@ -101,7 +101,7 @@ def _latent_samples(latent_image) -> torch.Tensor:
 def _plan(search, scoring, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget, local_search,
           node_id) -> SearchPlan:
     if search == DFS:
-        config = widgets.dfs_config(delta, "constant", backtrack_steps, nfe_budget, -1, 1)
+        config = widgets.dfs_config(delta, "constant", backtrack_steps, nfe_budget, -1, -1)
         return SearchPlan("dfs", scoring, dfs=config, local=local_search, node_id=node_id)
     config = widgets.bfs_config(search, lam, resampling_steps, 0.0, None, None, None)
     return SearchPlan("bfs", scoring, n_particles=int(particles), bfs=config, local=local_search, node_id=node_id)

@@ -150,21 +150,25 @@ def dfs_inputs() -> dict:
                             "more compute, better samples (set it near the verifier's typical good score)."}),
         "delta_schedule": (list(DELTA_SCHEDULES), {"default": "constant", "tooltip":
                            "constant δ_t = δ; alpha_scaled δ_t = δ/ᾱ_t (reference code; epsilon models only)."}),
-        "backtrack_steps": ("INT", {"default": 4, "min": 1, "max": 1000, "tooltip":
-                                    "ΔT: re-noise this many steps up when backtracking (paper: 12-14 of 16)."}),
+        "backtrack_steps": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip":
+                                    "ΔT: re-noise this many steps up when backtracking; 0 = a quarter of the steps "
+                                    "(the best setting on the exact testbed; paper: 12-14 of 16)."}),
         "nfe_budget": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip":
-                               "Denoiser evaluations per latent (0 = 2 × steps). A dive always completes."}),
+                               "Denoiser evaluations per latent (0 = two dives), local search's recurrences "
+                               "included. A dive always completes."}),
         "max_backtracks": ("INT", {"default": -1, "min": -1, "max": 10000, "tooltip": "-1 = no cap."}),
-        "check_from": ("INT", {"default": 1, "min": 0, "max": 10000,
-                               "tooltip": "First step whose score is checked against δ_t."}),
+        "check_from": ("INT", {"default": -1, "min": -1, "max": 10000,
+                               "tooltip": "First step whose score is checked against δ_t; -1 = half the steps. "
+                                          "Early x0 predictions are blurry: a constant δ checked early fails good "
+                                          "particles too and spends the budget on restarts."}),
     }
 
 
 def dfs_config(delta, delta_schedule, backtrack_steps, nfe_budget, max_backtracks, check_from):
     from ..search_core.config import DFSConfig
-    return DFSConfig(delta=float(delta), delta_schedule=delta_schedule, backtrack_steps=int(backtrack_steps),
+    return DFSConfig(delta=float(delta), delta_schedule=delta_schedule, backtrack_steps=int(backtrack_steps) or None,
                      nfe_budget=int(nfe_budget) or None, max_backtracks=None if max_backtracks < 0 else
-                     int(max_backtracks), check_from=int(check_from)).validate()
+                     int(max_backtracks), check_from=None if check_from < 0 else int(check_from)).validate()
 
 
 def local_inputs() -> dict:

@@ -77,16 +77,16 @@ class DFSConfig:
 
     delta: float = 0.0                     # δ: backtrack when score < δ_t
     delta_schedule: str = "constant"       # "alpha_scaled": δ_t = δ / ᾱ_t (reference code; for rewards log f <= 0)
-    backtrack_steps: int = 4               # ΔT
-    backtrack_growth: float = 2.0          # each retry that fails again at the same level goes growth x further up
-    nfe_budget: int | None = None          # denoiser evaluations per item (None: 2 x steps); a dive always completes
-    check_steps: list[int] | None = None   # steps where the score is checked (None: every step after check_from)
-    check_from: int = 1                    # first step index checked when check_steps is None
+    backtrack_steps: int | None = None     # ΔT (None: a quarter of the steps)
+    backtrack_growth: float = 1.0          # > 1: a retry failing again before passing its level goes growth x higher
+    nfe_budget: int | None = None          # denoiser evaluations per item (None: 2 dives); a dive always completes
+    check_steps: list[int] | None = None   # steps where the score is checked (None: every step from check_from)
+    check_from: int | None = None          # first step checked when check_steps is None (None: half the steps)
     max_backtracks: int | None = None      # optional cap per item
 
     def validate(self, n_steps: int | None = None) -> "DFSConfig":
         _choice("delta_schedule", self.delta_schedule, DELTA_SCHEDULES)
-        if self.backtrack_steps < 1:
+        if self.backtrack_steps is not None and self.backtrack_steps < 1:
             raise ValueError(f"backtrack_steps={self.backtrack_steps} must be >= 1 (ΔT, in denoising steps)")
         if not self.backtrack_growth >= 1.0:
             raise ValueError(f"backtrack_growth={self.backtrack_growth} must be >= 1 (1 = always ΔT steps)")
@@ -99,6 +99,11 @@ class DFSConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def resolved(self, n_steps: int) -> "DFSConfig":
+        """A copy with the step-relative defaults filled in for an ``n_steps`` schedule."""
+        return dataclasses.replace(self, backtrack_steps=self.backtrack_steps or max(1, n_steps // 4),
+                                   check_from=n_steps // 2 if self.check_from is None else self.check_from)
 
 
 @dataclass

@@ -50,7 +50,7 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     config = config or DFSConfig()
     sigmas = check_inputs(x, sigmas, generator, 1, noise_form, eta)
     n_items, n_steps = x.shape[0], sigmas.numel() - 1
-    config.validate(n_steps)
+    config = config.validate(n_steps).resolved(n_steps)
     if not callable(score_fn):
         raise ValueError("score_fn is required: a callable x0 [M, ...] -> rewards [M] (the verifier)")
     if local is not None:

@@ -102,7 +102,7 @@ def test_per_item_extra_args_follow_the_particles(sampler):
         out = sample_local(model, _x(), SIGMAS, extra, guide_fn=REWARD, generator=g, n_particles=2)
     else:
         out = sample_dfs(model, _x(), SIGMAS, extra, score_fn=lambda z: -z[:, 0].abs(), generator=g,
-                         config=DFSConfig(delta=-0.5, nfe_budget=30, check_from=2))
+                         config=DFSConfig(delta=-0.5, nfe_budget=30, check_from=2, backtrack_steps=4))
     assert out.shape == (3, 2)
     assert (out[:, 0] - labels.float()).abs().max() < 4.0  # each item denoised under its own label
     if sampler == "dfs":
