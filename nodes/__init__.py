@@ -1,5 +1,6 @@
 """ComfyUI adapters of the pack (classic node API, loads in the 2024 snapshot and modern ComfyUI)."""
 from .budget_explorer import DiffusionSearchBudgetExplorer
+from .digits_conditioning import DiffusionSearchDigitsConditioning
 from .rank_node import DiffusionSearchRankImages
 from .sampler_nodes import (DiffusionSearchBFSSampler, DiffusionSearchDFSSampler, DiffusionSearchLocalSampler,
                             DiffusionSearchLocalSearchSettings)
@@ -15,6 +16,7 @@ _SEARCH_NODES = {
     "DiffusionSearchRankImages": (DiffusionSearchRankImages, "Rank Images by Verifier"),
     "DiffusionSearchCombineVerifiers": (DiffusionSearchCombineVerifiers, "Combine Verifiers"),
     "DiffusionSearchBudgetExplorer": (DiffusionSearchBudgetExplorer, "Search Budget Explorer"),
+    "DiffusionSearchDigitsConditioning": (DiffusionSearchDigitsConditioning, "Digits Conditioning"),
 }
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, (cls, _) in _SEARCH_NODES.items()}

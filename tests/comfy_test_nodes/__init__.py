@@ -85,3 +85,25 @@ class DiffusionSearchTestRecordModelInput:
 
 NODE_CLASS_MAPPINGS["DiffusionSearchTestRecordModelInput"] = DiffusionSearchTestRecordModelInput
 NODE_DISPLAY_NAME_MAPPINGS["DiffusionSearchTestRecordModelInput"] = "Test record model input"
+
+
+LATENTS: dict = {}
+
+
+class DiffusionSearchTestLatent:
+    """Emits the latent a test put in LATENTS[key], so tests feed exact latents to VAEDecode / samplers."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"key": ("STRING", {"default": "latent"})}}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "emit"
+    CATEGORY = "testing/diffusion_search"
+
+    def emit(self, key):
+        return ({"samples": LATENTS[key].clone()},)
+
+
+NODE_CLASS_MAPPINGS["DiffusionSearchTestLatent"] = DiffusionSearchTestLatent
+NODE_DISPLAY_NAME_MAPPINGS["DiffusionSearchTestLatent"] = "Test latent"

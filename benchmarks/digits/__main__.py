@@ -1,0 +1,18 @@
+"""The digits world: `python -m benchmarks.digits build` makes its weights (see benchmarks/digits/README.md)."""
+import sys
+
+COMMANDS = {"build": "benchmarks.digits.build"}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m benchmarks.digits {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
+        return 2
+    import importlib
+
+    return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
