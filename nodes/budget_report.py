@@ -84,6 +84,7 @@ def plot_image(runs: list[Run], title: str, width_px: int = 1000, height_px: int
     """IMAGE [1, H, W, 3] in [0, 1]: mean reward ± s.e. over seeds against NFE per image and seconds per run."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     dpi = 100
     figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
@@ -102,6 +103,11 @@ def plot_image(runs: list[Run], title: str, width_px: int = 1000, height_px: int
         values = [getattr(c, "nfe_per_image" if ax is axes[0] else "seconds") for c in cells]
         if values and min(values) > 0 and max(values) / min(values) >= 4:
             ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    nfe = sorted({round(c.nfe_per_image, 1) for c in cells})
+    if 0 < len(nfe) <= 12:  # the budgets' own NFE as ticks, written out (not 2^k)
+        axes[0].set_xticks(nfe, [f"{v:g}" for v in nfe])
+        axes[0].minorticks_off()
     axes[0].set_ylabel("reward of the selected sample")
     if presets:
         axes[0].legend(title="preset", fontsize="small")
