@@ -12,8 +12,11 @@ class EventForwarder:
     """on_event for search_core samplers: tags each event (node, prompt_id, evaluations, scoring time), sends it."""
 
     def __init__(self, node_id, scorers=(), send=compat.send_event, check_interrupt=compat.check_interrupted,
-                 send_text=compat.send_progress_text):
+                 send_text=compat.send_progress_text, node_type=None, run_info=None):
         self.node_id = None if node_id is None else str(node_id)
+        self.node_type = node_type
+        # What the run used besides search_core's config (verifier names, seed): added to the start event.
+        self.run_info = dict(run_info or {})
         self.prompt_id = compat.current_prompt_id()
         self.scorers = [s for s in scorers if s is not None]
         self.send = send
@@ -26,7 +29,10 @@ class EventForwarder:
         # search_core's dict goes out unchanged apart from the added keys (docs/design.md, docs/nodes.md).
         message = dict(event)
         message["node"] = self.node_id
+        message["node_type"] = self.node_type
         message["prompt_id"] = self.prompt_id
+        if event.get("type") == "start":
+            message.update(self.run_info)
         message["evaluations"] = sum(s.evaluations for s in self.scorers)
         message["scoring_seconds"] = round(sum(s.seconds for s in self.scorers), 6)
         self.send(message)

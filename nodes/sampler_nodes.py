@@ -44,7 +44,7 @@ class DiffusionSearchBFSSampler:
         config = widgets.bfs_config(preset, lam, resampling_steps, ess_threshold, temperature, scoring, resampling)
         plan = SearchPlan("bfs", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier),
                           n_particles=int(particles), bfs=config, local=_local_or_none(local_search),
-                          node_id=unique_id)
+                          node_id=unique_id, node_type=type(self).__name__)
         return (make_search_sampler(plan),)
 
 
@@ -74,6 +74,7 @@ class DiffusionSearchDFSSampler:
         config = widgets.dfs_config(delta, delta_schedule, backtrack_steps, nfe_budget, max_backtracks, check_from)
         plan = SearchPlan("dfs", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier),
                           dfs=config, local=_local_or_none(local_search), node_id=unique_id,
+                          node_type=type(self).__name__,
                           reject_flow=config.delta_schedule == "alpha_scaled")
         return (make_search_sampler(plan),)
 
@@ -122,5 +123,6 @@ class DiffusionSearchLocalSampler:
         if local_search is None:
             raise ValueError("connect a Local Search Settings node to 'local_search'")
         plan = SearchPlan("local", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier),
-                          n_particles=int(particles), local=_local_or_none(local_search), node_id=unique_id)
+                          n_particles=int(particles), local=_local_or_none(local_search), node_id=unique_id,
+                          node_type=type(self).__name__)
         return (make_search_sampler(plan),)

@@ -98,13 +98,17 @@ def _latent_samples(latent_image) -> torch.Tensor:
     return latent_image["samples"]
 
 
+NODE_TYPE = "DiffusionSearchKSampler"
+
+
 def _plan(search, scoring, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget, local_search,
           node_id) -> SearchPlan:
     if search == DFS:
         config = widgets.dfs_config(delta, "constant", backtrack_steps, nfe_budget, -1, -1)
-        return SearchPlan("dfs", scoring, dfs=config, local=local_search, node_id=node_id)
+        return SearchPlan("dfs", scoring, dfs=config, local=local_search, node_id=node_id, node_type=NODE_TYPE)
     config = widgets.bfs_config(search, lam, resampling_steps, 0.0, None, None, None)
-    return SearchPlan("bfs", scoring, n_particles=int(particles), bfs=config, local=local_search, node_id=node_id)
+    return SearchPlan("bfs", scoring, n_particles=int(particles), bfs=config, local=local_search, node_id=node_id,
+                      node_type=NODE_TYPE)
 
 
 def _outputs(latent_image, samples, outcome: SearchOutcome):

@@ -59,6 +59,7 @@ class SearchPlan:
     dfs: Any = None                      # search_core.config.DFSConfig
     local: Any = None                    # search_core.config.LangevinConfig (alone or attached)
     node_id: Any = None
+    node_type: str | None = None         # the node's class_type, so the web view can tell nodes of one id apart
     reject_flow: bool = False            # options that only make sense for epsilon models
 
     def validate(self) -> "SearchPlan":
@@ -142,7 +143,8 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
         seed = (extra_args or {}).get("seed") or 0
         # A CPU generator: the same seed gives the same particles on every device, like ComfyUI's own noise.
         generator = torch.Generator(device="cpu").manual_seed((int(seed) + PARTICLE_SEED_OFFSET) % (2 ** 63))
-        forwarder = EventForwarder(plan.node_id, scorers=(guide, select))
+        forwarder = EventForwarder(plan.node_id, scorers=(guide, select), node_type=plan.node_type,
+                                   run_info=_run_info(spec, seed))
 
         def step_callback(info):
             compat.check_interrupted()
@@ -172,6 +174,14 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
         return samples
 
     return sample_search
+
+
+def _run_info(spec: ScoringSpec, seed) -> dict:
+    """The start event's extra keys: which verifiers guided and selected, and the sampling seed."""
+    def name(verifier):
+        return None if verifier is None else str(getattr(verifier, "name", type(verifier).__name__))
+    return {"verifiers": {"guide": name(spec.guide_verifier), "select": name(spec.select_verifier)},
+            "seed": int(seed)}
 
 
 def _output_space(base_model, sigmas, particles):

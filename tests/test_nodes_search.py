@@ -85,6 +85,10 @@ def test_events_forwarded_with_node_and_prompt_ids(comfy, tiny_graph):
     resampled = [e for e in events if e["type"] == "step" and e["resampled"]]
     assert resampled and all(len(e["ancestors"]) == 2 and len(e["ancestors"][0]) == 4 for e in resampled)
     assert events[-1]["evaluations"] > 0  # verifier evaluations counted alongside the NFE
+    # What the web view needs to tell runs apart and to say what the run used (docs/design.md).
+    assert {e["node_type"] for e in events} == {"DiffusionSearchBFSSampler"}
+    assert start["verifiers"] == {"guide": "prompt_colour", "select": None} and start["seed"] == 0
+    assert start["config"]["preset"] == "fk" and "verifiers" not in events[1]
 
 
 def test_node_shows_steps_and_evaluations_as_progress_text(comfy, tiny_graph):
