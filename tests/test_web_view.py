@@ -196,7 +196,8 @@ def test_live_bfs_search_is_drawn(server, browser, tmp_path):
         assert len(shown) == 1 and float(shown[0]) == pytest.approx(
             float(widget_value(browser, int(search_id), name))), name
     # The prompt text never becomes markup.
-    assert browser.js("return document.querySelectorAll('#diffusion-search-view img:not(.dsv-thumb)').length") == 0
+    assert browser.js("return document.querySelectorAll('#diffusion-search-view img:not(.dsv-thumb):not(.dsv-pick-img)"
+                      ":not(.dsv-hover-img):not(.dsv-lightbox-img)').length") == 0
 
     png = browser.driver.find_element("id", "diffusion-search-view").screenshot_as_png
     (tmp_path / "search-view-bfs.png").write_bytes(png)
@@ -385,7 +386,7 @@ def test_threshold_preview_matches_search_core(server, browser):
     from search_core.config import DFSConfig
     from search_core.schedules import dfs_threshold
 
-    url = f"{server.url}/extensions/comfyui_diffusion_search/search_tuning.js"
+    url = f"{server.url}/extensions/comfyui_diffusion_search/search_dfs.js"
     script = ("const done = arguments[arguments.length - 1];"
               "import(arguments[0]).then(m => done(m.previewThreshold(arguments[1], arguments[2], arguments[3],"
               " arguments[4]).map(p => p[1])), e => done(String(e)));")

@@ -1,19 +1,22 @@
 // Entry point of the pack's web extension: listens for `diffusion_search.event` websocket messages
-// (docs/design.md, "Trace events"), keeps them in a store and shows them in the search view panel.
-// Uses only what both the 2024 UI and the modern frontend offer: registerExtension, api events,
-// beforeRegisterNodeDef/getExtraMenuOptions and plain DOM.
+// (docs/design.md, "Trace events"), keeps them in a store (and in browser storage across reloads) and shows them
+// in the search view panel. Uses only what both the 2024 UI and the modern frontend offer: registerExtension,
+// api events, before/afterConfigureGraph, beforeRegisterNodeDef/getExtraMenuOptions and plain DOM.
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { clearSavedRuns, loadRuns, saveRuns } from "./search_history.js";
 import { SearchPanel } from "./search_panel.js";
 import { EventStore } from "./search_store.js";
 import { htmlEl } from "./search_svg.js";
+import { findGraphNode } from "./search_tuning.js";
 
 const EVENT_NAME = "diffusion_search.event";
 const NODE_PREFIX = "DiffusionSearch";
 
 const store = new EventStore();
 let panel = null;
+let saveTimer = null;
 
 function imageUrl(image) {
   const params = new URLSearchParams({ filename: image.filename ?? "", subfolder: image.subfolder ?? "", type: image.type ?? "output" });
@@ -21,8 +24,35 @@ function imageUrl(image) {
 }
 
 function ensurePanel() {
-  if (!panel) panel = new SearchPanel({ store, app, imageUrl });
+  if (!panel) panel = new SearchPanel({ store, app, imageUrl, onClearRuns: () => clearSavedRuns() });
   return panel;
+}
+
+/**
+ * Names a loaded workflow: its id where the frontend gives workflows one, else a fingerprint of its nodes (id and
+ * type), so that loading the same file again names the same workflow and another file another one.
+ */
+export function workflowName(graphData) {
+  if (graphData && typeof graphData.id === "string" && graphData.id) return `id:${graphData.id}`;
+  const nodes = graphData && Array.isArray(graphData.nodes) ? graphData.nodes : [];
+  const text = nodes.map((n) => `${n.id}:${n.type}`).sort().join(",");
+  let hash = 0x811c9dc5;   // FNV-1a
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return `nodes:${hash.toString(16)}:${nodes.length}`;
+}
+
+function currentWorkflow() {
+  if (store.workflow === null && app.graph) {
+    const nodes = (app.graph._nodes || app.graph.nodes || []).map((n) => ({ id: n.id, type: n.type }));
+    store.workflow = workflowName({ id: app.graph.id, nodes });
+  }
+  return store.workflow;
+}
+
+/** Keeps finished runs in browser storage, at most once a second. */
+function scheduleSave() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => saveRuns(store), 1000);
 }
 
 function addToggleButton() {
@@ -40,6 +70,7 @@ function addToggleButton() {
 
 function onSearchEvent(e) {
   const event = e.detail;
+  if (event && event.type === "start") currentWorkflow();
   const run = store.add(event);
   const p = ensurePanel();
   if (run && event.type === "start" && !p.userHidden) p.show();
@@ -61,9 +92,20 @@ app.registerExtension({
   async setup() {
     ensurePanel();
     addToggleButton();
+    store.nodeTypeOf = (id) => findGraphNode(app, id)?.type ?? null;
+    store.addEventListener("change", (ev) => { if (["final", "images", "clear"].includes(ev.detail)) scheduleSave(); });
+    const kept = loadRuns();
+    if (kept.length) store.restore(kept);
     api.addEventListener(EVENT_NAME, onSearchEvent);
     api.addEventListener("executed", onExecuted);
     api.addEventListener("b_preview", onPreview);
+  },
+  async beforeConfigureGraph(graphData) {
+    store.workflow = workflowName(graphData);
+  },
+  async afterConfigureGraph() {
+    // Another workflow is open: runs are bound (or not) to its nodes anew.
+    if (panel) panel.scheduleDraw();
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!nodeData || typeof nodeData.name !== "string" || !nodeData.name.startsWith(NODE_PREFIX)) return;
@@ -74,8 +116,10 @@ app.registerExtension({
         content: "Show search view",
         callback: () => {
           const p = ensurePanel();
-          const runs = [...store.runs.values()].filter((r) => String(r.node).split(":").pop() === String(this.id));
-          if (runs.length) store.current = runs[runs.length - 1];
+          const here = currentWorkflow();
+          const runs = [...store.runs.values()].filter((r) => String(r.node).split(":").pop() === String(this.id)
+            && r.workflow === here && (!r.nodeType || r.nodeType === this.type));
+          if (runs.length) store.show(runs[runs.length - 1].key);
           p.userHidden = false;
           p.show();
         },
@@ -93,6 +137,8 @@ window.diffusionSearchView = {
   clientId() { return api.clientId ?? api.initialClientId ?? null; },
   /** Feeds one event as if it came over the websocket (same path as live events). */
   inject(event) { api.dispatchEvent(new CustomEvent(EVENT_NAME, { detail: event })); },
+  /** Writes the kept runs to browser storage now (normally a second after a run ends). */
+  saveNow() { clearTimeout(saveTimer); return saveRuns(store); },
   counts() {
     const root = panel && panel.root;
     return {

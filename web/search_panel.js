@@ -1,28 +1,34 @@
-// The floating search-view panel: header (run, item, save/load), then the charts that fit the
-// run's algorithm, the tuning controls and the final ranking. Redraws at most once per frame.
+// The floating search-view panel: header (run picker, item, save/load, clear), the result first, comparisons,
+// the charts that fit the run's algorithm, then tuning. Charts redraw at most once per frame; tuning controls
+// are built once per bound node and only refreshed, so typing or dragging is never interrupted by a redraw.
 
-import { bfsScoreChart, dfsChart, essChart, localChart, nfeBars } from "./search_charts.js";
-import { formatNumber, htmlEl } from "./search_svg.js";
+import { hasStepScores, bfsScoreChart, essChart, localChart, rewardStrip, temperatureChart } from "./search_charts.js";
+import { comparisonBlock, sideBySide } from "./search_compare.js";
+import { dfsChart, nfeBars } from "./search_dfs.js";
+import { resultSection } from "./search_result.js";
+import { formatNumber, htmlEl, layout } from "./search_svg.js";
 import { ancestryTree } from "./search_tree.js";
 import {
-  BFS_WIDGETS, DFS_WIDGETS, attachThresholdDrag, findGraphNode, findWidget, previewThreshold, temperatureChart, widgetControls,
+  BFS_WIDGETS, ControlsView, DFS_WIDGETS, LOCAL_SAMPLER_WIDGETS, LOCAL_WIDGETS, findGraphNode, findWidget, localSettingsNode,
+  setWidgetValue,
 } from "./search_tuning.js";
 import { PANEL_CSS } from "./search_style.js";
 
 export class SearchPanel {
-  constructor({ store, app, imageUrl }) {
+  constructor({ store, app, imageUrl, onClearRuns = () => {} }) {
     this.store = store;
     this.app = app;
     this.imageUrl = imageUrl;   // ({filename, subfolder, type}) -> URL
+    this.onClearRuns = onClearRuns;
     this.item = 0;
-    this.deltaPreview = null;
-    this.lamPreview = null;
+    this.preview = {};          // value being edited per widget name (slider moving, digits typed, handle dragged)
     this.previewUrl = null;
     this.pending = false;
     this.drawCount = 0;
     this.userHidden = false;
-    this.interacting = false;   // a pointer is down inside the panel
-    this.deferred = false;      // a redraw waits for it to come up
+    this.drag = { active: false };   // a chart handle is being dragged: that chart is not rebuilt meanwhile
+    this.controls = new Map();       // key -> ControlsView, kept across redraws
+    this.resultKey = "";
     this.root = this.build();
     store.addEventListener("change", () => this.scheduleDraw());
   }
@@ -39,27 +45,58 @@ export class SearchPanel {
     root.hidden = true;
     const header = htmlEl("div", "dsv-header");
     this.titleEl = htmlEl("span", "dsv-heading", "Diffusion search");
+    this.runSelect = htmlEl("select", "dsv-runs");
+    this.runSelect.title = "Runs since the page was opened (and kept from earlier visits)";
+    this.runSelect.addEventListener("change", () => { this.preview = {}; this.store.show(this.runSelect.value); });
     this.itemSelect = htmlEl("select", "dsv-item");
     this.itemSelect.title = "Batch item";
-    this.itemSelect.addEventListener("change", () => { this.item = Number(this.itemSelect.value) || 0; this.scheduleDraw(); });
+    this.itemSelect.addEventListener("change", () => { this.item = Number(this.itemSelect.value) || 0; this.resultKey = ""; this.scheduleDraw(); });
     const save = this.button("Save JSON", "Download the shown run's trace", () => this.saveTrace());
     const load = this.button("Load JSON…", "Load a saved trace to compare with", () => this.fileInput.click());
     this.clearBtn = this.button("Clear compare", "Stop comparing with the loaded trace", () => this.store.clearComparison());
+    const clearRuns = this.button("Clear runs", "Forget every run (this page and the browser's storage)", () => { this.store.clearRuns(); this.onClearRuns(); });
+    clearRuns.dataset.action = "clear-runs";
     // Closed by the user: new runs do not pop it open again until it is shown from the button or a node menu.
-    const close = this.button("×", "Hide the search view", () => { this.userHidden = true; this.hide(); });
+    const close = this.button("×", "Hide the search view (Escape)", () => this.close());
     this.fileInput = htmlEl("input");
     Object.assign(this.fileInput, { type: "file", accept: ".json,application/json", hidden: true });
     this.fileInput.className = "dsv-file";
     this.fileInput.addEventListener("change", () => this.loadFile());
-    header.append(this.titleEl, this.itemSelect, save, load, this.clearBtn, close, this.fileInput);
+    header.append(this.titleEl, close, htmlEl("span", "dsv-break"), this.runSelect, this.itemSelect, save, load, this.clearBtn, clearRuns, this.fileInput);
     this.dragBy(header, root);
     this.statusEl = htmlEl("div", "dsv-status", "Queue a workflow with a DiffusionSearch node to watch it here.");
+    this.warnEl = htmlEl("div", "dsv-warning");
     this.errorEl = htmlEl("div", "dsv-error");
+    this.warnEl.hidden = this.errorEl.hidden = true;
     this.body = htmlEl("div", "dsv-body");
-    root.append(header, this.statusEl, this.errorEl, this.body);
-    root.addEventListener("pointerdown", () => { this.interacting = true; });
-    window.addEventListener("pointerup", () => this.endInteraction());
-    window.addEventListener("pointercancel", () => this.endInteraction());
+    this.resultBox = htmlEl("div", "dsv-result-box");
+    this.compareBox = htmlEl("div", "dsv-compare-box");
+    this.chartsBox = htmlEl("div", "dsv-charts");
+    this.tuneBox = htmlEl("div", "dsv-tune");
+    this.body.append(this.resultBox, this.compareBox, this.chartsBox, this.tuneBox);
+    this.hoverCard = htmlEl("div", "dsv-hover");
+    this.hoverCard.hidden = true;
+    this.hoverImg = htmlEl("img", "dsv-hover-img");
+    this.hoverText = htmlEl("div", "dsv-hover-text");
+    this.hoverCard.append(this.hoverImg, this.hoverText);
+    this.lightbox = htmlEl("div", "dsv-lightbox");
+    this.lightbox.hidden = true;
+    this.lightboxImg = htmlEl("img", "dsv-lightbox-img");
+    this.lightboxText = htmlEl("div", "dsv-lightbox-text");
+    this.lightbox.append(this.lightboxImg, this.lightboxText);
+    this.lightbox.addEventListener("click", () => { this.lightbox.hidden = true; });
+    root.append(header, this.statusEl, this.warnEl, this.errorEl, this.body, this.hoverCard, this.lightbox);
+    document.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Escape" || root.hidden || ev.defaultPrevented) return;
+      if (!this.lightbox.hidden) this.lightbox.hidden = true;
+      else this.close();
+    });
+    if (typeof ResizeObserver === "function") {
+      new ResizeObserver(() => {
+        const width = Math.max(320, Math.floor(root.clientWidth - 16));
+        if (Math.abs(width - layout.width) >= 8) { layout.width = width; this.scheduleDraw(); }
+      }).observe(root);
+    }
     document.body.appendChild(root);
     return root;
   }
@@ -89,17 +126,12 @@ export class SearchPanel {
     handle.addEventListener("pointerup", () => { start = null; });
   }
 
-  endInteraction() {
-    if (!this.interacting) return;
-    this.interacting = false;
-    if (this.deferred) { this.deferred = false; this.scheduleDraw(); }
-  }
-
   show() { this.root.hidden = false; this.scheduleDraw(); }
-  hide() { this.root.hidden = true; }
+  hide() { this.root.hidden = true; this.hoverCard.hidden = true; }
+  close() { this.userHidden = true; this.hide(); }
   toggle() { if (this.root.hidden) this.show(); else this.hide(); }
 
-  /** Shows the newest live preview image (ComfyUI's `b_preview` of the best particle). */
+  /** Shows the newest live preview image (ComfyUI's `b_preview` of the search). */
   setPreview(blob) {
     if (this.previewUrl) URL.revokeObjectURL(this.previewUrl);
     this.previewUrl = URL.createObjectURL(blob);
@@ -107,76 +139,224 @@ export class SearchPanel {
   }
 
   scheduleDraw() {
-    // Redrawing replaces the controls: wait while a slider or handle is being dragged.
-    if (this.interacting) { this.deferred = true; return; }
     if (this.pending) return;
     this.pending = true;
-    const run = () => {
-      this.pending = false;
-      if (this.interacting) this.deferred = true;
-      else this.draw();
-    };
+    const run = () => { this.pending = false; this.draw(); };
     if (typeof requestAnimationFrame === "function" && !document.hidden) requestAnimationFrame(run);
     else setTimeout(run, 0);
   }
 
-  /** Rebuilds the body for the current run (cheap: a few SVGs of at most a few thousand elements). */
+  /** Hover card API for the charts: {text, image} near the pointer. */
+  get hover() {
+    return {
+      show: ({ text, image = null, particle = null }, ev) => {
+        this.hoverText.textContent = text;
+        this.hoverImg.hidden = !image;
+        if (image) this.hoverImg.src = image;
+        this.hoverCard.dataset.particle = particle === null ? "" : String(particle);
+        this.hoverCard.hidden = false;
+        const box = this.root.getBoundingClientRect();
+        const x = Math.min(ev.clientX - box.left + 14, this.root.clientWidth - 180);
+        this.hoverCard.style.left = `${Math.max(4, x)}px`;
+        this.hoverCard.style.top = `${ev.clientY - box.top + this.root.scrollTop + 14}px`;
+      },
+      hide: () => { this.hoverCard.hidden = true; },
+    };
+  }
+
+  /** The image URL of `particle` of `item` in `run` (final candidates, ranked best first per item), or null. */
+  imageFor(run, item, particle) {
+    const { images, perRank } = run.rankedImages();
+    if (!images.length) return null;
+    const ranking = run.ranking(item);
+    const entry = ranking.find((r) => r.particle === particle);
+    if (!entry) return null;
+    const image = perRank ? images[item * run.nParticles + entry.rank] : entry.selected ? images[item] : null;
+    return image ? this.imageUrl(image) : null;
+  }
+
+  enlarge(url, caption) {
+    this.lightboxImg.src = url;
+    this.lightboxText.textContent = `${caption} · click or Escape to close`;
+    const box = this.root.getBoundingClientRect();   // over the visible part of the panel, wherever it is scrolled
+    Object.assign(this.lightbox.style, { left: `${box.left}px`, top: `${box.top}px`, width: `${box.width}px`, height: `${box.height}px` });
+    this.lightbox.hidden = false;
+  }
+
+  /** The graph node a run is bound to (same workflow, id and type), or null with the reason in the warning line. */
+  bind(run) {
+    if (run.source !== "live") return { node: null, warning: "" };
+    const node = findGraphNode(this.app, run.node);
+    const type = run.nodeType;
+    if (!node) return { node: null, warning: `Node ${run.node} is not in the open workflow: open the workflow that ran this search to tune it.` };
+    if (type && node.type !== type) {
+      return { node: null, warning: `Node ${run.node} of the open workflow is a ${node.type}, but this run came from a ${type}: the tuning controls are off. Open the workflow that ran it.` };
+    }
+    if (run.workflow === null || run.workflow !== this.store.workflow) {
+      return { node: null, warning: `This run came from another workflow than the one open (node ${run.node}, ${type || node.type}): the tuning controls are off. Open that workflow to tune it.` };
+    }
+    return { node, warning: "" };
+  }
+
+  /** Redraws for the current run; a chart whose handle is being dragged is left alone until it is dropped. */
   draw() {
+    if (this.drag.active) return;
     const run = this.store.current;
-    const cmp = this.store.comparison && this.store.comparison !== run ? this.store.comparison : null;
+    const loaded = this.store.comparison && this.store.comparison !== run ? this.store.comparison : null;
+    const previous = loaded ? null : this.store.previousOf(run);
+    const cmp = loaded || previous;
     this.drawCount += 1;
     this.clearBtn.hidden = !this.store.comparison;
     this.root.dataset.events = String(this.store.eventCount);
-    if (!run) { this.root.dataset.algorithm = ""; return; }
+    this.syncRuns(run);
+    if (!run) {
+      this.root.dataset.algorithm = "";
+      this.titleEl.textContent = "Diffusion search";
+      for (const box of [this.resultBox, this.compareBox, this.chartsBox, this.tuneBox]) box.replaceChildren();
+      this.controls.clear();
+      return;
+    }
     this.item = Math.min(this.item, Math.max(0, run.nItems - 1));
     this.syncItems(run.nItems);
-    const node = findGraphNode(this.app, run.node);
+    const { node, warning } = this.bind(run);
     const label = run.source === "live" ? `node ${run.node ?? "?"}` : `file ${run.source}`;
-    this.titleEl.textContent = `Diffusion search · ${run.algorithm || "?"} · ${label}`;
-    this.statusEl.textContent = this.statusText(run, cmp);
-    const body = htmlEl("div", "dsv-body");
+    this.titleEl.textContent = `${run.presetName} · ${label}`;
+    this.titleEl.title = `${run.presetName} · ${label}${run.nodeType ? ` (${run.nodeType})` : ""}`;
+    this.statusEl.textContent = this.statusText(run, loaded);
+    this.warnEl.textContent = warning;
+    this.warnEl.hidden = !warning;
+    const ctx = { hover: this.hover, drag: this.drag, imageFor: (item, p) => this.imageFor(run, item, p) };
+    this.drawResult(run);
+    this.compareBox.replaceChildren(...[comparisonBlock(run, cmp, this.item, !!previous),
+      sideBySide(this.store.siblingsOf(run), this.item, { current: run, imageFor: (r, i, p) => this.imageFor(r, i, p), onPick: (key) => this.store.show(key) })].filter(Boolean));
+    const charts = [];
+    const guard = (title, make) => {   // one failing chart must not take the others (or later runs) with it
+      try { charts.push(this.section(title, make())); } catch (e) {
+        console.error("[diffusion_search] chart failed", title, e);
+        charts.push(this.section(title, htmlEl("div", "dsv-error", `This chart could not be drawn: ${e.message}`)));
+      }
+    };
     const algorithm = run.algorithm;
     let particles = 0;
     let steps = 0;
-    if (algorithm === "bfs" || (algorithm === "local" && run.bfsSteps.length)) {
-      const scores = bfsScoreChart(run, this.item, cmp);
-      particles = Number(scores.getAttribute?.("data-particles") || 0);
-      steps = Number(scores.getAttribute?.("data-steps") || 0);
-      body.append(this.section("Scores", scores, essChart(run, this.item)), this.section("Ancestry", ancestryTree(run, this.item)));
-      const lamWidget = findWidget(node, "lam");
-      const lam = this.lamPreview ?? (lamWidget ? Number(lamWidget.value) : null);
-      const temp = temperatureChart(run, { node, lamPreview: lam, onPreview: (l) => { this.lamPreview = node ? null : l; this.scheduleDraw(); } });
-      body.append(this.section("Tune BFS", temp, widgetControls(node, BFS_WIDGETS, () => this.scheduleDraw())));
+    if (run.local.length) guard("Local search", () => localChart(run, this.item, cmp, ctx));
+    const bfsLike = algorithm === "bfs" || (algorithm === "local" && run.bfsSteps.length);
+    if (bfsLike && algorithm === "bfs" && !hasStepScores(run, this.item)) {
+      guard("Final rewards", () => rewardStrip(run, this.item, ctx));
+      particles = run.nParticles;
+      steps = run.bfsSteps.length;
+    } else if (bfsLike && algorithm === "bfs") {
+      guard("Scores", () => {
+        const scores = bfsScoreChart(run, this.item, cmp, ctx);
+        const svg = scores.querySelector ? scores.querySelector("svg") || scores : scores;
+        particles = Number(svg.getAttribute?.("data-particles") || 0);
+        steps = Number(svg.getAttribute?.("data-steps") || 0);
+        return scores;
+      });
+      guard("Resampling", () => {
+        const box = htmlEl("div", "dsv-stack");
+        box.append(essChart(run, this.item, ctx), ancestryTree(run, this.item, { hover: this.hover, imageFor: ctx.imageFor }));
+        return box;
+      });
     }
     if (algorithm === "dfs") {
-      const curve = run.thresholdCurve(this.item);
-      const scheduleWidget = findWidget(node, "delta_schedule");
-      const schedule = scheduleWidget ? scheduleWidget.value : run.config.delta_schedule;
-      const deltaWidget = findWidget(node, "delta");
-      const delta = this.deltaPreview ?? (deltaWidget ? Number(deltaWidget.value) : null);
-      const changed = delta !== null && (delta !== Number(run.config.delta) || schedule !== run.config.delta_schedule);
-      const noiseForm = run.start ? run.start.noise_form : "eps";
-      const preview = changed ? previewThreshold(curve, schedule, delta, noiseForm) : null;
-      const { svg, frame } = dfsChart(run, this.item, cmp, preview);
-      attachThresholdDrag(frame, curve, { schedule, noiseForm, node, onPreview: (d, done) => { this.deltaPreview = done && node ? null : d; if (done) this.scheduleDraw(); } });
+      guard("Depth-first search", () => {
+        const box = htmlEl("div", "dsv-stack");
+        const delta = this.preview.delta ?? (node ? numberOf(findWidget(node, "delta")) : this.unboundDelta ?? null);
+        const schedule = (node && findWidget(node, "delta_schedule")?.value) || run.config.delta_schedule;
+        box.append(dfsChart(run, this.item, cmp, { delta, schedule, drag: this.drag, hover: this.hover,
+          onDrop: (d) => this.commit(node, "delta", d) }), nfeBars(run, cmp));
+        return box;
+      });
       particles = run.nItems;
       steps = new Set(run.dfsSteps.map((e) => e.step)).size;
-      body.append(this.section("Depth-first search", svg, nfeBars(run, cmp)), this.section("Tune DFS", widgetControls(node, DFS_WIDGETS, () => this.scheduleDraw())));
     }
-    if (run.local.length) body.append(this.section("Local search", localChart(run, this.item, cmp)));
-    if (algorithm === "local" && !run.bfsSteps.length) {
-      particles = run.nParticles;
-      steps = run.local.length;
-    }
-    if (!algorithm) body.append(htmlEl("div", "dsv-empty", "Events arrived without an algorithm; nothing to draw."));
-    body.append(this.section("Ranking", this.rankingList(run)));
+    if (algorithm === "local" && !run.bfsSteps.length) { particles = run.nParticles; steps = run.local.length; }
+    if (algorithm === "local" && run.bfsSteps.length) { particles = run.nParticles; steps = run.bfsSteps.length; }
+    if (!algorithm) charts.push(htmlEl("div", "dsv-empty", "Events arrived without an algorithm; nothing to draw."));
+    this.chartsBox.replaceChildren(...charts);
+    this.drawTuning(run, node, ctx);
     this.root.dataset.algorithm = algorithm || "";
     this.root.dataset.particles = String(particles);
     this.root.dataset.steps = String(steps);
     this.root.dataset.finished = String(run.finished);
-    this.root.dataset.comparison = cmp ? cmp.source : "";
-    this.body.replaceWith(body);
-    this.body = body;
+    this.root.dataset.comparison = loaded ? loaded.source : previous ? "previous" : "";
+    this.root.dataset.bound = String(!!node);
+    this.root.dataset.run = run.key;
+  }
+
+  drawResult(run) {
+    const images = [...run.imageSets.values()].map((s) => s.length).join(",");
+    const key = [run.key, this.item, run.finished, images, run.finished ? "" : this.previewUrl, run.finished ? "" : run.events.length, layout.width].join("|");
+    if (key === this.resultKey) return;
+    this.resultKey = key;
+    this.resultBox.replaceChildren(resultSection(run, this.item, {
+      imageFor: (item, p) => this.imageFor(run, item, p), previewUrl: this.previewUrl, enlarge: (u, c) => this.enlarge(u, c),
+    }));
+  }
+
+  /** Tuning: the λ schedule (BFS) and the controls of the bound node and its Local Search Settings node. */
+  drawTuning(run, node, ctx) {
+    const parts = [];
+    if (node) {
+      const lamWidget = findWidget(node, "lam");
+      const preset = findWidget(node, "preset")?.value ?? findWidget(node, "search")?.value;
+      if (run.algorithm === "bfs" && lamWidget && preset !== "best_of_n" && hasStepScores(run, this.item)) {
+        parts.push(temperatureChart(run, { lam: this.preview.lam ?? numberOf(lamWidget), drag: this.drag, hover: ctx.hover,
+          onDrop: (l) => this.commit(node, "lam", l) }));
+      }
+      const local = localSettingsNode(this.app, node);
+      const groups = [];
+      const names = { dfs: DFS_WIDGETS, local: LOCAL_SAMPLER_WIDGETS }[run.algorithm] || BFS_WIDGETS;
+      groups.push([run.algorithm, node, names, ""]);
+      if (local) groups.push(["local", local, LOCAL_WIDGETS, `Local search (node ${local.id})`]);
+      const keep = new Set();
+      for (const [kind, target, names, title] of groups) {
+        const key = `${run.identity}|${kind}|${target.id}`;
+        keep.add(key);
+        let view = this.controls.get(key);
+        if (!view) {
+          view = new ControlsView(target, names, { title,
+            onPreview: (name, v) => { this.preview[name] = v; this.scheduleDraw(); },
+            onCommit: (name) => { delete this.preview[name]; this.scheduleDraw(); } });
+          this.controls.set(key, view);
+        } else {
+          view.refresh();
+        }
+        parts.push(view.el);
+      }
+      // Views of other runs are dropped, unless one is being edited (then it stays until the edit ends).
+      for (const [key, view] of this.controls) if (!keep.has(key) && !view.busy) this.controls.delete(key);
+      for (const [key, view] of this.controls) if (!keep.has(key)) parts.push(view.el);
+    } else {
+      this.controls.clear();
+      const why = run.source === "live" ? "The node that ran this search is not bound (see the note above); its settings are shown under Result."
+        : "A loaded trace has no node to tune.";
+      parts.push(htmlEl("div", "dsv-note", why));
+    }
+    const title = this.tuneBox.querySelector("h4") || htmlEl("h4", "", "Tune the next run");
+    const kept = [title, ...parts];
+    // Replace only what changed: a control being edited keeps its element (and focus).
+    if (kept.length !== this.tuneBox.children.length || kept.some((el, i) => this.tuneBox.children[i] !== el)) {
+      const focused = document.activeElement;
+      this.tuneBox.replaceChildren(...kept);
+      if (focused && this.tuneBox.contains(focused) && document.activeElement !== focused) focused.focus();
+    }
+    this.tuneBox.className = "dsv-tune dsv-section";
+  }
+
+  /** Writes a dragged value to the node (or keeps it as a preview when no node is bound). */
+  commit(node, name, value) {
+    delete this.preview[name];
+    if (node && findWidget(node, name)) {
+      setWidgetValue(node, name, value);
+      for (const view of this.controls.values()) if (view.node === node) view.refresh();
+      this.scheduleDraw();
+    } else {
+      if (name === "delta") this.unboundDelta = value;
+      else this.preview[name] = value;
+      this.scheduleDraw();
+    }
   }
 
   statusText(run, cmp) {
@@ -188,6 +368,25 @@ export class SearchPanel {
       parts.push(`compare: best ${best(run)} vs ${best(cmp)} (${cmp.source}), NFE ${run.final?.nfe ?? "?"} vs ${cmp.final?.nfe ?? "?"}`);
     }
     return parts.join(" · ");
+  }
+
+  /** The run picker: every run kept, newest first; rebuilt only when the list changes and it is not open. */
+  syncRuns(current) {
+    const runs = [...this.store.runs.values()].reverse();
+    if (this.store.comparison) runs.push(this.store.comparison);
+    const key = runs.map((r) => `${r.key}:${r.finished}`).join("|");
+    if (key !== this.runsKey && document.activeElement !== this.runSelect) {
+      this.runsKey = key;
+      this.runSelect.replaceChildren(...runs.map((r) => {
+        const time = new Date(r.time).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+        const where = r.source === "live" ? `node ${r.node ?? "?"}` : `file ${r.source}`;
+        const o = htmlEl("option", "", `${time} · ${r.presetName} · ${where}${r.finished ? "" : " (running)"}`);
+        o.value = r.key;
+        return o;
+      }));
+    }
+    if (current && document.activeElement !== this.runSelect) this.runSelect.value = current.key;
+    this.runSelect.hidden = runs.length < 2;
   }
 
   syncItems(n) {
@@ -211,42 +410,6 @@ export class SearchPanel {
     return s;
   }
 
-  /** Final ranking of the shown item: rank, particle, reward and a thumbnail when the prompt output images. */
-  rankingList(run) {
-    const list = htmlEl("ol", "dsv-ranking");
-    const ranking = run.ranking(this.item);
-    if (!ranking.length) {
-      list.appendChild(htmlEl("li", "dsv-empty", run.finished ? "No ranking in the final event." : "Ranking appears when the search ends."));
-      if (this.previewUrl && !run.finished) list.appendChild(this.thumb(this.previewUrl, "live preview of the best particle"));
-      return list;
-    }
-    const n = run.nParticles;
-    for (const entry of ranking) {
-      const li = htmlEl("li", entry.selected ? "dsv-rank dsv-selected" : "dsv-rank");
-      li.dataset.particle = String(entry.particle);
-      const img = this.thumbnailFor(run, entry, n);
-      if (img) li.appendChild(img);
-      li.appendChild(htmlEl("span", "", `#${entry.rank + 1} particle ${entry.particle} · reward ${formatNumber(entry.reward)}${entry.selected ? " · selected" : ""}`));
-      list.appendChild(li);
-    }
-    return list;
-  }
-
-  /** The thumbnail of a ranked entry: its candidate image, the item's output for the selected one, or the preview. */
-  thumbnailFor(run, entry, n) {
-    const { images, perRank } = run.rankedImages();
-    const image = perRank ? images[this.item * n + entry.rank] : entry.selected ? images[this.item] : null;
-    if (!image) return entry.selected && this.previewUrl ? this.thumb(this.previewUrl, "last preview") : null;
-    return this.thumb(this.imageUrl(image), `particle ${entry.particle}`);
-  }
-
-  thumb(src, alt) {
-    const img = htmlEl("img", "dsv-thumb");
-    img.src = src;
-    img.alt = alt;
-    return img;
-  }
-
   saveTrace() {
     const run = this.store.current;
     if (!run) { this.showError("Nothing to save yet: run a search first."); return; }
@@ -264,13 +427,16 @@ export class SearchPanel {
     const file = this.fileInput.files && this.fileInput.files[0];
     if (!file) return;
     try {
+      if (file.size > 64 * 1024 * 1024) throw new Error(`${file.name} is ${Math.round(file.size / 1048576)} MB; a trace this view can draw is far smaller.`);
       this.store.loadComparison(await file.text(), file.name);
       this.showError("");
     } catch (e) {
-      this.showError(e.message);
+      this.showError(`${file.name}: ${e.message}`);
     }
     this.fileInput.value = "";
   }
 
   showError(text) { this.errorEl.textContent = text; this.errorEl.hidden = !text; }
 }
+
+function numberOf(w) { return w && typeof w.value === "number" ? w.value : null; }

@@ -1,17 +1,25 @@
 // Event store for the search view: groups `diffusion_search.event` messages into runs and
 // derives what the charts draw. Plain data, no DOM (docs/design.md, "Trace events").
 
-export const TRACE_VERSION = 1;
+import { LIMITS, TRACE_VERSION, parseTrace } from "./search_validate.js";
+
+export { TRACE_VERSION, parseTrace };
 const ALGORITHMS = new Set(["bfs", "dfs", "local"]);
-const MAX_RUNS = 20;
+const MAX_RUNS = 40;
+
+// Names people know the presets by (search_core/presets.py names them in lower case).
+const PRESET_NAMES = { bfs: "BFS", best_of_n: "Best-of-N", fk: "FK steering", das: "DAS", treeg: "TreeG", svdd: "SVDD", custom: "Custom BFS" };
 
 /** One search run: the events of one node in one prompt (or one loaded trace file). */
 export class SearchRun {
-  constructor(key, { node = null, promptId = null, source = "live" } = {}) {
+  constructor(key, { node = null, promptId = null, source = "live", nodeType = null, workflow = null, time = Date.now() } = {}) {
     this.key = key;
     this.node = node;
     this.promptId = promptId;
     this.source = source;
+    this.nodeType = nodeType;   // class_type of the node that ran it (events' node_type)
+    this.workflow = workflow;   // the workflow open when it started (see EventStore.workflow)
+    this.time = time;
     this.events = [];
     this.start = null;
     this.bfsSteps = [];   // BFS / local `step` events, in order
@@ -28,7 +36,11 @@ export class SearchRun {
     this.events.push(event);
     if (event.algorithm && ALGORITHMS.has(event.algorithm) && !this.algorithm) this.algorithm = event.algorithm;
     switch (event.type) {
-      case "start": this.start = event; this.algorithm = event.algorithm || this.algorithm; break;
+      case "start":
+        this.start = event;
+        this.algorithm = event.algorithm || this.algorithm;
+        if (typeof event.node_type === "string") this.nodeType = event.node_type;
+        break;
       case "step":
         if (event.algorithm === "dfs" || (event.item !== undefined && event.scores === undefined)) this.dfsSteps.push(event);
         else this.bfsSteps.push(event);
@@ -40,29 +52,56 @@ export class SearchRun {
     }
   }
 
-  get nItems() {
+  // Counts are clamped to the limits of search_validate.js: a bad live event must not allocate millions of rows.
+  get nItems() { return clampCount(this.rawItems(), LIMITS.items); }
+  get nParticles() { return clampCount(this.rawParticles(), Math.floor(LIMITS.slots / this.nItems)); }
+  get nSteps() { return clampCount(this.rawSteps(), LIMITS.steps); }
+
+  rawItems() {
     if (this.start && Number.isInteger(this.start.n_items)) return this.start.n_items;
     const s = this.bfsSteps[0];
     if (s && Array.isArray(s.scores)) return s.scores.length;
     if (this.final && Array.isArray(this.final.rewards)) return this.final.rewards.length;
-    return 1 + Math.max(0, ...this.dfsSteps.map((e) => e.item || 0));
+    let last = 0;
+    for (const e of this.dfsSteps) if (Number.isInteger(e.item)) last = Math.max(last, e.item);
+    return 1 + last;
   }
 
-  get nParticles() {
+  rawParticles() {
     if (this.start && Number.isInteger(this.start.n_particles)) return this.start.n_particles;
     const s = this.bfsSteps[0];
     if (s && Array.isArray(s.scores) && Array.isArray(s.scores[0])) return s.scores[0].length;
     return this.final && Array.isArray(this.final.rewards?.[0]) ? this.final.rewards[0].length : 1;
   }
 
-  get nSteps() {
+  rawSteps() {
     if (this.start && Number.isInteger(this.start.n_steps)) return this.start.n_steps;
-    return Math.max(this.bfsSteps.length, 1 + Math.max(-1, ...this.dfsSteps.map((e) => e.step)));
+    let last = -1;
+    for (const e of this.dfsSteps) if (Number.isInteger(e.step)) last = Math.max(last, e.step);
+    return Math.max(this.bfsSteps.length, 1 + last);
   }
 
   get finished() { return this.final !== null; }
 
-  get config() { return (this.start && this.start.config) || {}; }
+  get config() { const c = this.start && this.start.config; return c && typeof c === "object" ? c : {}; }
+
+  /** The preset (BFS), else the algorithm, as people name it: the run's title. */
+  get presetName() {
+    if (this.algorithm === "dfs") return this.local.length ? "DFS + local search" : "DFS";
+    if (this.algorithm === "local") return "Local search";
+    const preset = this.config.preset;
+    const name = typeof preset === "string" ? (PRESET_NAMES[preset] || preset) : "BFS";
+    return this.local.length || this.config.local ? `${name} + local search` : name;
+  }
+
+  /** Identity of the node that ran it: workflow + node id + node type (ids repeat across workflows). */
+  get identity() { return `${this.workflow ?? "?"}|${this.node ?? "?"}|${this.nodeType ?? "?"}`; }
+
+  /** Verifier names of the start event (nodes/ adds them), {guide, select}. */
+  get verifiers() {
+    const v = this.start && this.start.verifiers;
+    return { guide: v && typeof v.guide === "string" ? v.guide : null, select: v && typeof v.select === "string" ? v.select : null };
+  }
 
   /** Score of every particle of `item` per BFS step: [particle][stepIndex] (null where not scored). */
   particleScores(item) {
@@ -186,29 +225,30 @@ export class SearchRun {
 
   /** The trace document saved to disk (same shape the all-in-one node returns). */
   toTrace() {
-    return { version: TRACE_VERSION, node: this.node, prompt_id: this.promptId, events: this.events };
+    return { version: TRACE_VERSION, node: this.node, node_type: this.nodeType, prompt_id: this.promptId, events: this.events };
   }
 }
 
-/** Parses a saved trace document; throws an Error that says what is wrong and how to fix it. */
-export function parseTrace(text) {
-  let doc;
-  try { doc = typeof text === "string" ? JSON.parse(text) : text; } catch (e) {
-    throw new Error(`Not a JSON file (${e.message}); load a trace saved by the search view or the node's trace output.`);
+/** A run from a checked trace document (a loaded file or a run kept in browser storage). */
+export function runFromTrace(doc, key, source) {
+  const run = new SearchRun(key, { node: doc.node ?? null, promptId: doc.prompt_id ?? null, source,
+    nodeType: typeof doc.node_type === "string" ? doc.node_type : null, workflow: doc.workflow ?? null,
+    time: Number.isFinite(doc.time) ? doc.time : Date.now() });
+  for (const ev of doc.events) run.add(ev);
+  if (doc.images && typeof doc.images === "object") {
+    for (const [nodeId, images] of Object.entries(doc.images)) {
+      if (Array.isArray(images) && images.length <= LIMITS.slots) run.imageSets.set(String(nodeId), images.filter(isImageRef));
+    }
   }
-  if (Array.isArray(doc)) doc = { version: TRACE_VERSION, events: doc };
-  if (!doc || typeof doc !== "object" || !Array.isArray(doc.events)) {
-    throw new Error('Trace JSON needs an "events" list: {"version": 1, "events": [...]}.');
-  }
-  if (doc.version !== undefined && doc.version !== TRACE_VERSION) {
-    throw new Error(`Trace version ${doc.version} is not supported; this view reads version ${TRACE_VERSION}.`);
-  }
-  const bad = doc.events.findIndex((e) => !e || typeof e !== "object" || typeof e.type !== "string");
-  if (bad >= 0) throw new Error(`Trace event ${bad} has no "type"; the file is not a search trace.`);
-  return doc;
+  return run;
 }
 
-/** All runs seen on this page, the one being shown, and an optional loaded run to compare against. */
+function isImageRef(i) { return i && typeof i === "object" && typeof i.filename === "string"; }
+
+/**
+ * All runs seen on this page (and kept from earlier visits), the one being shown, and an optional loaded run to
+ * compare against. `workflow` names the graph that is open: live runs take it when they start.
+ */
 export class EventStore extends EventTarget {
   constructor() {
     super();
@@ -216,6 +256,8 @@ export class EventStore extends EventTarget {
     this.current = null;
     this.comparison = null;
     this.eventCount = 0;
+    this.workflow = null;
+    this.nodeTypeOf = () => null;   // (node id) -> class_type of that node in the open graph, set by the extension
   }
 
   static keyOf(event) { return `${event.prompt_id ?? "?"}/${event.node ?? "?"}`; }
@@ -226,41 +268,92 @@ export class EventStore extends EventTarget {
     const key = EventStore.keyOf(event);
     let run = this.runs.get(key);
     if (!run || (event.type === "start" && run.start)) {
-      run = new SearchRun(key, { node: event.node ?? null, promptId: event.prompt_id ?? null });
+      // The open graph ran it only if its node of that id has the type the server reports.
+      const type = typeof event.node_type === "string" ? event.node_type : null;
+      const here = this.nodeTypeOf(event.node);
+      run = new SearchRun(key, { node: event.node ?? null, promptId: event.prompt_id ?? null, nodeType: type ?? here,
+        workflow: type && here && here !== type ? null : this.workflow });
       this.runs.delete(key);
       this.runs.set(key, run);
-      // A long session keeps only the latest runs (Map order is insertion order).
-      while (this.runs.size > MAX_RUNS) this.runs.delete(this.runs.keys().next().value);
+      this.trim();
     }
     run.add(event);
     this.current = run;
     this.eventCount += 1;
-    this.changed();
+    this.changed(event.type === "final" ? "final" : "event");
     return run;
+  }
+
+  /** Keeps the latest MAX_RUNS runs (Map order is insertion order); never drops the shown one. */
+  trim() {
+    for (const key of this.runs.keys()) {
+      if (this.runs.size <= MAX_RUNS) break;
+      if (this.runs.get(key) !== this.current) this.runs.delete(key);
+    }
+  }
+
+  /** Runs kept from an earlier visit (search_history.js), oldest first; live runs of this page stay. */
+  restore(runs) {
+    const live = [...this.runs.entries()];
+    this.runs = new Map([...runs.filter((r) => !this.runs.has(r.key)).map((r) => [r.key, r]), ...live]);
+    this.trim();
+    if (!this.current && this.runs.size) this.current = [...this.runs.values()].pop();
+    this.changed("restore");
   }
 
   /** Attaches the images an output node of a prompt showed to that prompt's runs (thumbnails for the ranking). */
   addImages(promptId, nodeId, images) {
     for (const run of this.runs.values()) {
-      if (run.promptId === promptId) run.imageSets.set(String(nodeId), images.slice());
+      if (run.promptId === promptId) run.imageSets.set(String(nodeId), images.filter(isImageRef));
     }
-    this.changed();
+    this.changed("images");
   }
 
-  /** Loads a saved trace as the comparison run (drawn dashed behind the current one). */
+  /** The latest finished run of the same node (workflow + id + type) before `run`, for the automatic comparison. */
+  previousOf(run) {
+    if (!run || run.source !== "live" || run.workflow === null) return null;
+    let previous = null;
+    for (const r of this.runs.values()) {
+      if (r === run) break;
+      if (r.source === "live" && r.finished && r.identity === run.identity) previous = r;
+    }
+    return previous;
+  }
+
+  /** Runs of the same prompt as `run` (several search nodes in one graph, e.g. presets side by side). */
+  siblingsOf(run) {
+    if (!run || run.promptId === null || run.source !== "live") return [run].filter(Boolean);
+    return [...this.runs.values()].filter((r) => r.promptId === run.promptId && r.source === "live");
+  }
+
+  show(key) {
+    const run = this.runs.get(key) || (this.comparison && this.comparison.key === key ? this.comparison : null);
+    if (run) { this.current = run; this.changed("pick"); }
+  }
+
+  /** Loads a saved trace as the comparison run (drawn dashed behind the current one); throws what is wrong. */
   loadComparison(text, name = "loaded") {
     const doc = parseTrace(text);
-    const run = new SearchRun(`file:${name}`, { node: doc.node ?? null, promptId: doc.prompt_id ?? null, source: name });
-    for (const ev of doc.events) run.add(ev);
+    const run = runFromTrace(doc, `file:${name}`, name);
     this.comparison = run;
     if (!this.current) this.current = run;
-    this.changed();
+    this.changed("compare");
     return run;
   }
 
-  clearComparison() { this.comparison = null; this.changed(); }
+  clearComparison() { this.comparison = null; this.changed("compare"); }
 
-  changed() { this.dispatchEvent(new Event("change")); }
+  /** Forgets every run (the Clear button; browser storage is cleared by the panel). */
+  clearRuns() {
+    this.runs.clear();
+    this.current = null;
+    this.comparison = null;
+    this.changed("clear");
+  }
+
+  changed(reason = "event") { this.dispatchEvent(new CustomEvent("change", { detail: reason })); }
 }
+
+function clampCount(v, max) { return Number.isInteger(v) && v >= 1 ? Math.min(v, Math.max(1, max)) : 1; }
 
 function finiteOrNull(v) { return typeof v === "number" && Number.isFinite(v) ? v : null; }

@@ -1,7 +1,7 @@
 // BFS resampling ancestry as a tree: columns are steps, rows particles; an edge joins each particle
 // to the parent it was resampled from, so branching (several children) and dying (none) are visible.
 
-import { emptyNote, extent, svgEl } from "./search_svg.js";
+import { emptyNote, extent, formatNumber, layout, svgEl, withLegend } from "./search_svg.js";
 
 /** Children per particle at each step, from the parent lists. */
 export function childCounts(parents, n) {
@@ -41,11 +41,23 @@ export function collapseSteps(parents, scores, columns) {
   return { parents: kept, scores: scores.map((row) => columns.map((s) => row[s])) };
 }
 
+/** Final particles descending from particle `p` of column `s`: anc[s][f] is final particle f's ancestor at s. */
+export function descendants(parents, s, p) {
+  const last = parents.length - 1;
+  const out = [];
+  for (let f = 0; f < (parents[last] || []).length; f++) {
+    let a = f;
+    for (let t = last; t > s; t--) a = parents[t - 1][a];
+    if (a === p) out.push(f);
+  }
+  return out;
+}
+
 /** Above this many nodes the tree shows only the first, resampling and last steps. */
 const MAX_TREE_NODES = 3000;
 
 /** The ancestry tree of `item`; the selected final particle's lineage is highlighted. */
-export function ancestryTree(run, item, { width = 420, rowHeight = null } = {}) {
+export function ancestryTree(run, item, { width = layout.width, rowHeight = null, hover = null, imageFor = null } = {}) {
   let parents = run.ancestry(item);
   let scores = run.particleScores(item);
   const n = run.nParticles;
@@ -64,7 +76,7 @@ export function ancestryTree(run, item, { width = 420, rowHeight = null } = {}) 
   const nSteps = parents.length;
   rowHeight = rowHeight || Math.max(3, Math.min(16, Math.floor(480 / n)));
   const height = Math.max(60, 24 + n * rowHeight);
-  const left = 30;
+  const left = 34;
   const colW = nSteps > 1 ? (width - left - 12) / (nSteps - 1) : 0;
   const x = (s) => left + s * colW;
   const y = (p) => 18 + p * rowHeight + rowHeight / 2;
@@ -109,9 +121,29 @@ export function ancestryTree(run, item, { width = 420, rowHeight = null } = {}) 
       nodeCount += 1;
     }
   }
-  if (rowHeight >= 9) for (let p = 0; p < n; p++) svg.appendChild(svgEl("text", { x: 4, y: y(p) + 3, class: "dsv-axis-label" }, `p${p}`));
+  if (hover) {
+    // Hovering a node shows the image of its best final descendant (or says it died).
+    nodes.addEventListener("pointerover", (ev) => {
+      const c = ev.target;
+      if (!c.getAttribute || c.getAttribute("data-particle") === null) return;
+      const col = stepLabels.indexOf(Number(c.getAttribute("data-step")));
+      const p = Number(c.getAttribute("data-particle"));
+      const heirs = descendants(parents, col, p);
+      const ranking = run.ranking(item);
+      const rankOf = (f) => { const r = ranking.find((e) => e.particle === f); return r ? r.rank : Infinity; };
+      const best = heirs.length ? heirs.reduce((a, b) => (rankOf(b) < rankOf(a) ? b : a)) : null;
+      const v = scores[p] ? scores[p][col] : null;
+      const text = `step ${stepLabels[col]}, particle ${p}, score ${formatNumber(v)} · ` + (heirs.length
+        ? `${heirs.length} final descendant${heirs.length > 1 ? "s" : ""}${best !== null && ranking.length ? `, best p${best} (#${rankOf(best) + 1})` : ""}`
+        : "no descendant survived");
+      hover.show({ text, image: best !== null && imageFor ? imageFor(item, best) : null, particle: best }, ev);
+    });
+    nodes.addEventListener("pointerout", () => hover.hide());
+  }
+  if (rowHeight >= 12) for (let p = 0; p < n; p++) svg.appendChild(svgEl("text", { x: 4, y: y(p) + 3, class: "dsv-axis-label" }, `p${p}`));
   svg.appendChild(nodes);
   svg.setAttribute("data-nodes", nodeCount);
   svg.setAttribute("data-edges", edgeCount);
-  return svg;
+  return withLegend(svg, [{ label: "branched (larger)", color: "hsl(130,70%,55%)" }, { label: "died", color: "#333" },
+    { label: "lineage of the pick", color: "#fd4" }, { label: "colour: score, blue low → red high", color: "linear-gradient(90deg, hsl(220,70%,55%), hsl(40,70%,55%))" }], "tree");
 }
