@@ -44,3 +44,7 @@ def tiny_graph(tiny_models):
             "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": batch}},
         }
     return build
+
+
+# The browser tests of the search view share one ComfyUI server and one Chromium per session (tests/web_view_support.py).
+from web_view_support import browser, chromium, server  # noqa: E402,F401

@@ -79,7 +79,34 @@ function onSearchEvent(e) {
 function onExecuted(e) {
   const detail = e.detail || {};
   const images = detail.output && Array.isArray(detail.output.images) ? detail.output.images : [];
-  if (images.length && detail.prompt_id) store.addImages(detail.prompt_id, detail.node, images);
+  if (images.length && detail.prompt_id) {
+    store.addImages(detail.prompt_id, detail.node, images);
+    linkImages(detail.prompt_id);
+  }
+}
+
+const linked = new Set();
+
+/**
+ * Once the prompt is in ComfyUI's history (it ran to the end), reads its graph and keeps for each search run only
+ * the images of output nodes downstream of it, so several search nodes in one prompt each show their own.
+ */
+async function linkImages(promptId) {
+  if (linked.has(promptId)) return;
+  linked.add(promptId);
+  for (let attempt = 0; attempt < 30; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, attempt ? 1000 : 200));
+    try {
+      const response = await api.fetchApi(`/history/${encodeURIComponent(promptId)}`);
+      const entry = response.ok ? (await response.json())[promptId] : null;
+      if (entry && Array.isArray(entry.prompt) && entry.prompt[2]) {
+        store.linkOutputs(promptId, entry.prompt[2]);
+        return;
+      }
+    } catch (err) {
+      console.debug("[diffusion_search] history not ready", err);
+    }
+  }
 }
 
 function onPreview(e) {

@@ -72,7 +72,10 @@ export class SearchPanel {
     this.resultBox = htmlEl("div", "dsv-result-box");
     this.compareBox = htmlEl("div", "dsv-compare-box");
     this.chartsBox = htmlEl("div", "dsv-charts");
-    this.tuneBox = htmlEl("div", "dsv-tune");
+    this.tuneBox = htmlEl("div", "dsv-tune dsv-section");
+    this.tuneCharts = htmlEl("div", "dsv-row");
+    this.tuneControls = htmlEl("div", "dsv-tune-controls");
+    this.tuneBox.append(htmlEl("h4", "", "Tune the next run"), this.tuneCharts, this.tuneControls);
     this.body.append(this.resultBox, this.compareBox, this.chartsBox, this.tuneBox);
     this.hoverCard = htmlEl("div", "dsv-hover");
     this.hoverCard.hidden = true;
@@ -91,6 +94,8 @@ export class SearchPanel {
       if (!this.lightbox.hidden) this.lightbox.hidden = true;
       else this.close();
     });
+    // A drag whose release never reached its handle must not stop the drawing.
+    window.addEventListener("pointerup", () => { if (this.drag.active) { this.drag.active = false; this.scheduleDraw(); } });
     if (typeof ResizeObserver === "function") {
       new ResizeObserver(() => {
         const width = Math.max(320, Math.floor(root.clientWidth - 16));
@@ -212,7 +217,8 @@ export class SearchPanel {
     if (!run) {
       this.root.dataset.algorithm = "";
       this.titleEl.textContent = "Diffusion search";
-      for (const box of [this.resultBox, this.compareBox, this.chartsBox, this.tuneBox]) box.replaceChildren();
+      for (const box of [this.resultBox, this.compareBox, this.chartsBox, this.tuneCharts, this.tuneControls]) box.replaceChildren();
+      this.resultKey = "";
       this.controls.clear();
       return;
     }
@@ -334,15 +340,12 @@ export class SearchPanel {
         : "A loaded trace has no node to tune.";
       parts.push(htmlEl("div", "dsv-note", why));
     }
-    const title = this.tuneBox.querySelector("h4") || htmlEl("h4", "", "Tune the next run");
-    const kept = [title, ...parts];
-    // Replace only what changed: a control being edited keeps its element (and focus).
-    if (kept.length !== this.tuneBox.children.length || kept.some((el, i) => this.tuneBox.children[i] !== el)) {
-      const focused = document.activeElement;
-      this.tuneBox.replaceChildren(...kept);
-      if (focused && this.tuneBox.contains(focused) && document.activeElement !== focused) focused.focus();
-    }
-    this.tuneBox.className = "dsv-tune dsv-section";
+    // Charts are replaced freely; the controls' elements stay in place (a field being typed in keeps its focus).
+    const charts = parts.filter((el) => !el.classList.contains("dsv-controls"));
+    const controls = parts.filter((el) => el.classList.contains("dsv-controls"));
+    this.tuneCharts.replaceChildren(...charts);
+    const current = [...this.tuneControls.children];
+    if (controls.length !== current.length || controls.some((el, i) => current[i] !== el)) this.tuneControls.replaceChildren(...controls);
   }
 
   /** Writes a dragged value to the node (or keeps it as a preview when no node is bound). */

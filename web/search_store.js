@@ -309,6 +309,32 @@ export class EventStore extends EventTarget {
     this.changed("images");
   }
 
+  /**
+   * Keeps, for each run of a prompt, only the images of output nodes downstream of its search node (`prompt` is the
+   * API-format graph from /history): two search nodes in one prompt each get their own candidates.
+   */
+  linkOutputs(promptId, prompt) {
+    if (!prompt || typeof prompt !== "object") return;
+    const children = new Map();
+    for (const [id, node] of Object.entries(prompt)) {
+      for (const value of Object.values((node && node.inputs) || {})) {
+        if (Array.isArray(value) && value.length === 2 && (typeof value[0] === "string" || typeof value[0] === "number")) {
+          const src = String(value[0]);
+          if (!children.has(src)) children.set(src, []);
+          children.get(src).push(id);
+        }
+      }
+    }
+    for (const run of this.runs.values()) {
+      if (run.promptId !== promptId || run.node === null || !(String(run.node) in prompt)) continue;
+      const downstream = new Set();
+      const queue = [String(run.node)];
+      while (queue.length) for (const c of children.get(queue.pop()) || []) if (!downstream.has(c)) { downstream.add(c); queue.push(c); }
+      for (const key of [...run.imageSets.keys()]) if (!downstream.has(key)) run.imageSets.delete(key);
+    }
+    this.changed("images");
+  }
+
   /** The latest finished run of the same node (workflow + id + type) before `run`, for the automatic comparison. */
   previousOf(run) {
     if (!run || run.source !== "live" || run.workflow === null) return null;
