@@ -7,6 +7,7 @@ import logging
 import torch
 
 from . import compat, widgets
+from .latents import check_search_inputs
 from .search_sampler import ScoringSpec, SearchOutcome, SearchPlan, make_search_sampler
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def run_search(model, seed, steps, cfg, scheduler, positive, negative, latent_im
     latents = _latent_samples(latent_image)
     outcome = SearchOutcome()
     sampler = make_search_sampler(plan, outcome)
+    check_search_inputs(model.model, latents, plan.scoring.vae)  # before any sampling work: names the latent node / VAE
     sigmas = compat.calculate_sigmas(model, scheduler, int(steps), float(denoise))
     noise = compat.prepare_noise(latents, int(seed), latent_image.get("batch_index"))
     if callback is None:

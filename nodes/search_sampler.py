@@ -9,6 +9,7 @@ import torch
 
 from . import compat
 from .events import EventForwarder
+from .latents import check_search_inputs
 from .inpaint import per_row_inpainting
 from .memory import DenoiserRowPolicy, ScoringResidency, cfg_copies, unet_patcher_of
 from .scoring import LatentScorer
@@ -124,6 +125,7 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
         from ..search_core.trace import SearchResult
 
         base_model = compat.base_model_of(model)
+        check_search_inputs(base_model, x, plan.scoring.vae)
         noise_form = compat.noise_form_of(base_model)
         if noise_form == "flow" and plan.reject_flow:
             raise ValueError("this model is a flow model (SD3 / FLUX: x = (1-σ)·x0 + σ·ε), but the search was set "

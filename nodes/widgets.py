@@ -155,12 +155,14 @@ def dfs_inputs() -> dict:
                                     "(the best setting on the exact testbed; paper: 12-14 of 16)."}),
         "nfe_budget": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip":
                                "Denoiser evaluations per latent (0 = two dives), local search's recurrences "
-                               "included. A dive always completes."}),
+                               "included. At least one full dive (less is an error): every dive started completes, "
+                               "so DFS backtracks only while the budget left can still finish the dive."}),
         "max_backtracks": ("INT", {"default": -1, "min": -1, "max": 10000, "tooltip": "-1 = no cap."}),
         "check_from": ("INT", {"default": -1, "min": -1, "max": 10000,
-                               "tooltip": "First step whose score is checked against δ_t; -1 = half the steps. "
-                                          "Early x0 predictions are blurry: a constant δ checked early fails good "
-                                          "particles too and spends the budget on restarts."}),
+                               "tooltip": "First step (0-based) whose score is checked against δ_t; -1 = half the "
+                                          "steps. Early x0 predictions are blurry: a constant δ checked early fails "
+                                          "good particles too and spends the budget on restarts. The last step (the "
+                                          "complete sample) is always checked, also when check_from is beyond it."}),
     }
 
 

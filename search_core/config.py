@@ -81,7 +81,8 @@ class DFSConfig:
     backtrack_growth: float = 1.0          # > 1: a retry failing again before passing its level goes growth x higher
     nfe_budget: int | None = None          # denoiser evaluations per item (None: 2 dives); a dive always completes
     check_steps: list[int] | None = None   # steps where the score is checked (None: every step from check_from)
-    check_from: int | None = None          # first step checked when check_steps is None (None: half the steps)
+    check_from: int | None = None          # first step checked when check_steps is None (None: half the steps);
+    #                                        the last step (the complete sample) is always checked
     max_backtracks: int | None = None      # optional cap per item
 
     def validate(self, n_steps: int | None = None) -> "DFSConfig":

@@ -143,3 +143,15 @@ def test_linked_non_finite_floats_are_refused_when_the_node_runs(comfy, node, na
     function = getattr(cls(), cls.FUNCTION)
     with pytest.raises(ValueError, match=rf"{name} is nan"):
         function(**inputs)
+
+
+def test_dfs_tooltips_say_what_the_budget_and_check_from_do(comfy):
+    import importlib
+    from search_core import DFSConfig
+    widgets = importlib.import_module(f"{comfy.pack.__name__}.nodes.widgets")
+    inputs = widgets.dfs_inputs()
+    budget, check_from = inputs["nfe_budget"][1]["tooltip"], inputs["check_from"][1]["tooltip"]
+    assert "always completes" not in budget and "at least the number of steps" in budget.lower()
+    with pytest.raises(ValueError, match="raise it to at least 6"):
+        DFSConfig(nfe_budget=5).validate(n_steps=6)
+    assert "last step" in check_from and "always checked" in check_from

@@ -125,3 +125,10 @@ def test_backtracking_escalates_when_retries_keep_failing():
     _, res, events = _run(math.inf, budget=60, n_items=2, backtrack_growth=1.0, check_steps=[9])
     jumps = [e["step_from"] - e["step_to"] for e in events if e["type"] == "backtrack" and e["item"] == 0]
     assert set(jumps) <= {4}
+
+
+def test_the_last_step_is_checked_whatever_check_from_says():
+    """check_from beyond the last step still judges the complete sample (what the node's tooltip says)."""
+    _, res, events = _run(math.inf, budget=30, check_from=100)
+    backs = [e for e in events if e["type"] == "backtrack"]
+    assert backs and all(e["step_from"] == 9 for e in backs)

@@ -168,3 +168,14 @@ def test_import_is_light_and_never_touches_comfyui():
     forbidden = re.compile(r"^\s*(import|from)\s+(comfy|folder_paths|nodes|server|execution)\b", re.M)
     for path in (REPO / "verifiers").glob("*.py"):
         assert not forbidden.search(path.read_text()), path
+
+
+def test_prompt_colour_warns_for_every_prompt_that_names_no_colour(caplog):
+    verifier = PromptColourVerifier()
+    images = random_images(2, seed=7)
+    with caplog.at_level("WARNING", logger="verifiers.simple"):
+        for prompt in ("a photo of a cat", "a photo of a cat", "a dog at noon", "a red dog"):
+            rewards = verifier.score(images, prompt)
+    warned = [r.getMessage() for r in caplog.records if "names no colour" in r.getMessage()]
+    assert len(warned) == 2 and "a dog at noon" in warned[1] and "use another verifier" in warned[1]
+    assert (rewards < 0).all()  # a named colour scores again

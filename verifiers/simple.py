@@ -54,7 +54,7 @@ class PromptColourVerifier(Verifier):
 
     def __init__(self, *, chunk_size: int = 64, device="cpu", dtype=torch.float32):
         super().__init__(chunk_size=chunk_size, device=device, dtype=dtype)
-        self._warned = False
+        self._warned_prompts: set[str] = set()
         self.finish_init()
 
     def score_chunk(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
@@ -62,10 +62,11 @@ class PromptColourVerifier(Verifier):
         for image, prompt in zip(images, prompts):
             colours = prompt_colours(prompt)
             if not colours:
-                if not self._warned:
-                    logger.warning("prompt_colour: prompt %r names no colour (%s); reward is 0",
-                                   prompt, ", ".join(sorted(COLOUR_WORDS)))
-                    self._warned = True
+                if prompt not in self._warned_prompts:  # once per prompt: a search scores the same one every step
+                    logger.warning("prompt_colour: the prompt %r names no colour, so every image scores 0 and the "
+                                   "search cannot tell them apart: name one of %s in the prompt, or use another "
+                                   "verifier", prompt, ", ".join(sorted(COLOUR_WORDS)))
+                    self._warned_prompts.add(prompt)
                 rewards.append(image.sum() * 0.0)
                 continue
             anchors = torch.tensor(colours, device=image.device, dtype=image.dtype)  # [K,3]
