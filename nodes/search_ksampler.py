@@ -83,7 +83,7 @@ def run_search(model, seed, steps, cfg, scheduler, positive, negative, latent_im
     latents = _latent_samples(latent_image)
     outcome = SearchOutcome()
     sampler = make_search_sampler(plan, outcome)
-    check_search_inputs(model.model, latents, plan.scoring.vae)  # before any sampling work: names the latent node / VAE
+    check_search_inputs(model.model, latents, plan.scoring.vae)  # before any sampling work
     sigmas = compat.calculate_sigmas(model, scheduler, int(steps), float(denoise))
     noise = compat.prepare_noise(latents, int(seed), latent_image.get("batch_index"))
     if callback is None:

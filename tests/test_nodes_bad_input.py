@@ -151,7 +151,7 @@ def test_dfs_tooltips_say_what_the_budget_and_check_from_do(comfy):
     widgets = importlib.import_module(f"{comfy.pack.__name__}.nodes.widgets")
     inputs = widgets.dfs_inputs()
     budget, check_from = inputs["nfe_budget"][1]["tooltip"], inputs["check_from"][1]["tooltip"]
-    assert "always completes" not in budget and "at least the number of steps" in budget.lower()
+    assert "A dive always completes" not in budget and "least one full dive (less is an error)" in budget
     with pytest.raises(ValueError, match="raise it to at least 6"):
         DFSConfig(nfe_budget=5).validate(n_steps=6)
     assert "last step" in check_from and "always checked" in check_from
