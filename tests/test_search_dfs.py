@@ -132,3 +132,9 @@ def test_the_last_step_is_checked_whatever_check_from_says():
     _, res, events = _run(math.inf, budget=30, check_from=100)
     backs = [e for e in events if e["type"] == "backtrack"]
     assert backs and all(e["step_from"] == 9 for e in backs)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_rewards_raise_instead_of_steering_the_dive(bad):
+    with pytest.raises(ValueError, match="NaN/inf rewards"):
+        _run(0.0, reward=lambda z: torch.full((z.shape[0],), bad))
