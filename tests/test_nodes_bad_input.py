@@ -155,3 +155,21 @@ def test_dfs_tooltips_say_what_the_budget_and_check_from_do(comfy):
     with pytest.raises(ValueError, match="raise it to at least 6"):
         DFSConfig(nfe_budget=5).validate(n_steps=6)
     assert "last step" in check_from and "always checked" in check_from
+
+
+def test_every_float_widget_of_the_pack_refuses_nan_and_inf_at_validation(comfy):
+    """Each node of the pack with a FLOAT input validates it (VALIDATE_INPUTS), so a new node cannot forget it."""
+    checked = 0
+    for node_id, cls in comfy.node_classes.items():
+        if not cls.__module__.startswith(comfy.pack.__name__):
+            continue
+        types = cls.INPUT_TYPES()
+        floats = [name for group in ("required", "optional") for name, spec in types.get(group, {}).items()
+                  if spec[0] == "FLOAT"]
+        for name in floats:
+            assert hasattr(cls, "VALIDATE_INPUTS"), f"{node_id} does not validate its FLOAT input {name}"
+            for bad in (math.nan, math.inf, -math.inf):
+                verdict = cls.VALIDATE_INPUTS(**{name: bad})
+                assert isinstance(verdict, str) and name in verdict and "finite" in verdict, (node_id, name, verdict)
+            checked += 1
+    assert checked >= 12
