@@ -4,9 +4,10 @@
     python -m benchmarks.gmm --quick --json PATH   # under a minute: main table, short ablation, speed check
 
 Prints: every method at N = 4, 8, 16 (mean true reward ± SEM over items/seeds, energy distance to the tilted
-target p0·exp(λ·r), NFE per sample, seconds); the BFS design-space ablation; DFS on mixed easy/hard instances;
-local search beyond the base support; dual verifiers; convergence with N; the bookkeeping-overhead ratio. Writes
-a reward-versus-NFE plot (PNG) and, with --json, ``{"rows": [...], ...}``.
+target p0·exp(λ·r), NFE per sample, seconds); the BFS design-space ablation; DFS on mixed easy/hard instances and
+where DFS wins or loses per mode; local search beyond the base support; dual verifiers; convergence of fk, das and
+BFS with an ESS threshold to the tilted target with N; the bookkeeping-overhead ratio. Writes a reward-versus-NFE
+plot (PNG) and, with --json, ``{"rows": [...], ...}``.
 """
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def main(argv=None) -> dict:
             table(f"{name}: BFS design-space ablation at N = {n} (one axis varied around increase/max/ssp)", part)
             ablation_rows += part
 
-    mixed = beyond = dual = conv = None
+    mixed = beyond = dual = conv = modes = None
     if not args.quick:
         mixed = studies.dfs_mixed(n_items, seeds)
         print("\n## DFS vs BFS on mixed easy/hard instances (pooled reward, NFE per sample)")
@@ -128,8 +129,18 @@ def main(argv=None) -> dict:
         print(f"\n## Local search beyond the base support (smooth, N=8): {json.dumps(beyond, indent=1)}")
         dual = studies.dual_verifiers(scs[MAIN], 8, n_items, seeds)
         print(f"\n## Dual verifiers (guide has a spurious spike; N=8): {json.dumps(dual, indent=1)}")
-        conv = studies.convergence(scs["smooth"], (4, 8, 16, 32, 64), n_items, seeds)
-        print(f"\n## Distance to the tilted target as N grows (smooth, final pick ∝ exp(λr)): {json.dumps(conv)}")
+        modes = studies.dfs_study(n_items // 2, seeds[:1])
+        print("\n## DFS vs BFS per instance (reward: a bump at one mode; success = reward >= 0.5; 192 NFE budget)")
+        for name, row in modes.items():
+            print(f"### {name}")
+            for label, v in row.items():
+                print(f"{label:40s} success {v['success']:.3f}  reward {v['reward']:.3f}  NFE {v['nfe']:6.1f}")
+        conv = studies.convergence(scs["smooth"], (4, 16, 64, 256), n_items // 2, seeds)
+        print(f"\n## Convergence to the tilted target (smooth, λ = 1; rare-mode share of the target "
+              f"{conv['target_rare_share']:.3f}): energy distance (rare-mode share) at N = 4 / 16 / 64 / 256")
+        for name, by_n in conv.items():
+            if isinstance(by_n, dict):
+                print(f"{name:30s} " + "  ".join(f"{v['distance']:.3f} ({v['rare_share']:.2f})" for v in by_n.values()))
 
     speed = speed_check(repeats=3, n_steps=30) if args.quick else speed_check(repeats=7)
     print(f"\n## Bookkeeping overhead (N = {speed['n_particles']}, {speed['n_steps']} steps, d = {speed['dim']}, "
@@ -139,7 +150,7 @@ def main(argv=None) -> dict:
     summary = claims(main_rows, mixed, beyond)
     print(f"\n## Claims (figures, {MAIN}): {json.dumps(summary)}")
     print(f"\ntotal {time.perf_counter() - start:.1f} s")
-    doc = {"rows": rows, "ablation": ablation_rows, "dfs_mixed": mixed, "beyond_support": beyond,
+    doc = {"rows": rows, "ablation": ablation_rows, "dfs_mixed": mixed, "dfs_modes": modes, "beyond_support": beyond,
            "dual_verifiers": dual, "convergence": conv, "speed": speed, "claims": summary}
     if args.json:
         with open(args.json, "w") as fh:

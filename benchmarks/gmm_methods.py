@@ -17,8 +17,9 @@ DFS_QUANTILE = 0.95           # δ = the verifier's 95th percentile on base samp
 
 
 def bfs_config(preset: str, lam: float, **overrides):
-    every = 1 if preset == "svdd" else RESAMPLE_EVERY
-    return get_preset(preset, lam=lam, resample_every=every, **overrides)
+    """The preset at λ; presets that resample at every step (das, treeg, svdd) keep it, the others every 4 steps."""
+    every = get_preset(preset).resample_every or RESAMPLE_EVERY
+    return get_preset(preset, lam=lam, **{"resample_every": every, **overrides})
 
 
 def dfs_delta(scenario: Scenario, quantile: float = DFS_QUANTILE, seed: int = 123) -> float:
@@ -26,8 +27,9 @@ def dfs_delta(scenario: Scenario, quantile: float = DFS_QUANTILE, seed: int = 12
     return float(torch.quantile(scenario.verifier(base), quantile))
 
 
-def dfs_config(n: int, delta: float) -> DFSConfig:
-    return DFSConfig(delta=delta, backtrack_steps=N_STEPS // 4, nfe_budget=n * N_STEPS, check_from=N_STEPS // 2)
+def dfs_config(n: int, delta: float, **overrides) -> DFSConfig:
+    """DFS at the NFE of N particles with the library's defaults (ΔT = T/4, checks from T/2; gmm_studies.dfs_study)."""
+    return DFSConfig(**{"delta": delta, "nfe_budget": n * N_STEPS, **overrides})
 
 
 def run(method: str, scenario: Scenario, n: int, n_items: int, seed: int, *, config=None, delta=None,
@@ -41,7 +43,8 @@ def run(method: str, scenario: Scenario, n: int, n_items: int, seed: int, *, con
     start = time.perf_counter()
     if method in ("dfs", "dfs+local"):
         delta = dfs_delta(scenario) if delta is None else delta
-        out = sample_dfs(model, x, sigmas, score_fn=scenario.verifier, config=dfs_config(n, delta),
+        cfg = config if isinstance(config, DFSConfig) else dfs_config(n, delta)
+        out = sample_dfs(model, x, sigmas, score_fn=scenario.verifier, config=cfg,
                          local=(local or LOCAL) if method == "dfs+local" else None, guide_fn=guide_fn, **common)
     elif method == "local":
         out = sample_local(model, x, sigmas, guide_fn=guide_fn or scenario.verifier, score_fn=scenario.verifier,

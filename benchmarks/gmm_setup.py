@@ -81,6 +81,13 @@ def easy_and_hard_instances() -> dict[str, tuple]:
     return {"easy": (gmm, easy), "hard": (gmm, hard)}
 
 
+def mode_instances() -> dict[str, tuple]:
+    """DFS study: the reward is a bump at one mode; a sample that starts toward another mode has to leave it."""
+    gmm = standard_mixture()
+    return {f"mode {name} (weight {w})": (gmm, BumpsReward([center], [0.7], [1.0]))
+            for name, center, w in (("A", [-2.0, 0.0], 0.6), ("B", [2.0, 0.0], 0.35), ("C", [0.0, 3.0], 0.05))}
+
+
 def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Energy distance 2E|a-b| - E|a-a'| - E|b-b'| (0 iff equal distributions); a metric on 2-D samples."""
     a, b = a.double(), b.double()

@@ -6,15 +6,16 @@ import math
 
 import torch
 
-from search_core import LangevinConfig
+from search_core import LangevinConfig, get_preset
 
-from .gmm_methods import LOCAL, bfs_config, run, run_rows
-from .gmm_setup import N_STEPS, Scenario, easy_and_hard_instances, mean_and_sem, second_opinion, spiked_guide
+from .gmm_methods import LOCAL, bfs_config, dfs_config, run, run_rows
+from .gmm_setup import (N_STEPS, Scenario, easy_and_hard_instances, energy_distance, mean_and_sem, mode_instances,
+                        second_opinion, spiked_guide)
 
 ABLATION = {
     "resampling": ["none", "multinomial", "stratified", "systematic", "residual", "ssp", "top_half", "greedy"],
     "scoring": ["current", "difference", "max"],
-    "temperature": ["increase_exp", "increase_linear", "constant", "inf"],
+    "temperature": ["increase_paper", "increase_exp", "increase_linear", "constant", "inf"],
 }
 
 
@@ -98,14 +99,62 @@ def dual_verifiers(scenario: Scenario, n: int, n_items: int, seeds: list[int]) -
 
 
 def convergence(scenario: Scenario, sizes, n_items: int, seeds: list[int]) -> dict:
-    """Energy distance to the tilted target as N grows (final pick: draw ∝ the last SMC weight)."""
-    configs = {"bfs": bfs_config("bfs", scenario.lam, final_pick="sample"),
-               "fk": bfs_config("fk", scenario.lam, final_pick="sample"),
-               # the consistent SMC point of the design space: constant λ, difference (incremental) weights
-               "smc(constant,difference,ssp)": bfs_config("bfs", scenario.lam, temperature="constant",
-                                                          scoring="difference", final_pick="sample")}
-    out = {}
+    """Energy distance to the tilted target and the rare mode's share as N grows (final draw ∝ the final weight)."""
+    sample = dict(final_pick="sample", final_weight="corrected")
+    configs = {"smc(constant,difference,ssp)": bfs_config("bfs", scenario.lam, temperature="constant",
+                                                          scoring="difference", **sample),
+               "fk": bfs_config("fk", scenario.lam), "fk(no correction)": bfs_config("fk", scenario.lam,
+                                                                                   final_weight="score"),
+               "das": bfs_config("das", scenario.lam),
+               "bfs+ess0.5(corrected draw)": bfs_config("bfs", scenario.lam, ess_threshold=0.5, **sample),
+               "bfs(preset: best pick)": bfs_config("bfs", scenario.lam)}
+    out = {"target_rare_share": _rare_share(scenario.target)}
     for name, cfg in configs.items():
-        out[name] = {n: run_rows("bfs", scenario, n, n_items, seeds, config=cfg)["target_distance"] for n in sizes}
-    out["local_config"] = LOCAL.to_dict()
+        out[name] = {}
+        for n in sizes:
+            samples = torch.cat([run("bfs", scenario, n, n_items, s, config=cfg)[0] for s in seeds])
+            out[name][n] = {"distance": energy_distance(samples[:2048], scenario.target),
+                            "rare_share": _rare_share(samples)}
+    return out
+
+
+def _rare_share(samples: torch.Tensor) -> float:
+    return float((samples[:, 1] > 1.5).float().mean())
+
+
+DFS_VARIANTS = {  # label: DFSConfig settings; "log" = the paper's thresholds: log r against δ_t = log δ / ᾱ_t
+    "ΔT=6, checks from 12": dict(backtrack_steps=6, backtrack_growth=1.0, check_from=12),
+    "ΔT=6 escalating, checks from 12": dict(backtrack_steps=6, backtrack_growth=2.0, check_from=12),
+    "ΔT=4, checks from 12": dict(backtrack_steps=4, backtrack_growth=1.0, check_from=12),
+    "ΔT=6, checks from 4": dict(backtrack_steps=6, backtrack_growth=1.0, check_from=4),
+    "ΔT=6 escalating, checks from 4": dict(backtrack_steps=6, backtrack_growth=2.0, check_from=4),
+    "paper δ_t, ΔT=6, checks from 4": dict(backtrack_steps=6, backtrack_growth=1.0, check_from=4, log=True),
+    "paper δ_t, ΔT=6 escalating, from 4": dict(backtrack_steps=6, backtrack_growth=2.0, check_from=4, log=True),
+}
+
+
+def dfs_study(n_items: int, seeds: list[int], n: int = 8, delta: float = 0.5) -> dict:
+    """Where DFS wins and loses against BFS at equal NFE: success (reward >= δ) per instance, DFS variants."""
+    out = {}
+    for name, (gmm, reward) in mode_instances().items():
+        plain = Scenario(name, gmm, reward, reward, 5.0, torch.zeros(1, 2), "")
+        logged = Scenario(name, gmm, reward, lambda z: torch.log(reward(z).clamp_min(1e-12)), 5.0, plain.target, "")
+        def pooled(method, k, log=False, **kw):
+            samples, nfe = [], 0
+            for seed in seeds:
+                o, res, _ = run(method, logged if log else plain, k, n_items, seed, **kw)
+                samples.append(o)
+                nfe += res.nfe
+            r = reward(torch.cat(samples))
+            return {"success": float((r >= delta).float().mean()), "reward": float(r.mean()),
+                    "nfe": nfe / (n_items * len(seeds))}
+        row = {f"bfs N={k}": pooled("bfs", k) for k in (2, 4, n)}
+        row[f"treeg N={n}"] = pooled("treeg", n)
+        for label, settings in DFS_VARIANTS.items():
+            settings = dict(settings)
+            log = settings.pop("log", False)
+            cfg = dfs_config(n, math.log(delta), delta_schedule="alpha_scaled", **settings) if log else \
+                dfs_config(n, delta, **settings)
+            row[f"dfs {label}"] = pooled("dfs", n, log=log, config=cfg)
+        out[name] = row
     return out
