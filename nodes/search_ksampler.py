@@ -23,8 +23,9 @@ class DiffusionSearchKSampler:
     """KSampler that searches (paper: BFS presets or DFS, optional local search and dual verifiers)."""
 
     DESCRIPTION = ("KSampler with inference-time search: BFS presets (the paper's BFS, Best-of-N, FK, DAS, TreeG, "
-                   "SVDD) or DFS. Outputs the best latent, every final candidate ranked best first, their scores "
-                   "and the search trace (JSON).")
+                   "SVDD) or DFS. Outputs the chosen latent (the best; fk and das: a draw from their final weights, "
+                   "as in their sources), every final candidate ranked best first, their scores and the search "
+                   "trace (JSON).")
     RETURN_TYPES = ("LATENT", "LATENT", "STRING", "STRING")
     RETURN_NAMES = ("best", "candidates", "scores_json", "trace_json")
     FUNCTION = "sample"
@@ -45,7 +46,8 @@ class DiffusionSearchKSampler:
             "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01}),
             **widgets.scoring_inputs(),
             "search": (_search_choices(), {"default": "bfs", "tooltip":
-                       "A BFS preset (bfs = the paper's) or dfs (backtracking with the δ/ΔT below)."}),
+                       "A BFS preset (bfs = the paper's; fk and das end with a draw from the tilted target "
+                       "p·exp(λr), the others with the best particle) or dfs (backtracking with the δ/ΔT below)."}),
             "particles": widgets.bfs_inputs()["particles"],
             "lam": widgets.bfs_inputs()["lam"],
             "resampling_steps": widgets.bfs_inputs()["resampling_steps"],
