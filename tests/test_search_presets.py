@@ -26,8 +26,9 @@ def test_treeg_keeps_the_best_half_at_every_step_whatever_lambda():
     outs = []
     for lam in (1.0, 1e4):
         res = SearchResult()
-        outs.append(sample_bfs(GMM.denoiser(), _x(), SIGMAS, score_fn=REWARD, generator=torch.Generator().manual_seed(1),
-                               n_particles=8, config=cfg.replace(lam=lam), result=res))
+        outs.append(sample_bfs(GMM.denoiser(), _x(), SIGMAS, score_fn=REWARD,
+                               generator=torch.Generator().manual_seed(1), n_particles=8, config=cfg.replace(lam=lam),
+                               result=res))
         steps = [e for e in res.events if e["type"] == "step" and e["resampled"]]
         assert len(steps) == 7
         for e in steps:
