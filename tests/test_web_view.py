@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from web_view_support import (REPO, TINY, VIEW, add_graph_node, bfs_trace, dfs_trace, inject, local_trace, panel_query,
-                              run_real_search, search_prompt, set_control, widget_value)
+from web_view_support import (REPO, TINY, VIEW, add_graph_node, bfs_trace, dfs_trace, inject, load_workflow, local_trace,
+                              panel_query, run_real_search, search_prompt, set_control, widget_value)
 
 SCREENSHOT = REPO / "docs" / "images" / "search-view.png"
 
@@ -260,3 +260,18 @@ def test_large_bfs_tree_is_thinned_but_keeps_the_lineage(browser):
         p = parents[s - 1][p]
         expected[s - 1] = p
     assert all(expected[s] == particle for s, particle in on_path), on_path
+
+
+def test_example_workflows_fit_their_boxes_in_this_frontend(browser):
+    """Each example workflow, loaded in the real frontend: every node's box holds what the frontend needs to draw its
+    widgets (computeSize), and no box overlaps another, so no node hides another."""
+    from test_workflows import node_boxes, overlapping
+
+    for path in sorted((REPO / "example_workflows").glob("*.json")):
+        load_workflow(browser, path.name)
+        nodes = browser.js("return app.graph._nodes.map(n => ({id: n.id, pos: [n.pos[0], n.pos[1]], "
+                           "size: [n.size[0], n.size[1]], need: n.computeSize()}))")
+        small = [(n["id"], n["size"], n["need"]) for n in nodes
+                 if n["need"][0] > n["size"][0] + 1 or n["need"][1] > n["size"][1] + 1]
+        assert small == [], f"{path.name}: nodes smaller than their widgets"
+        assert overlapping(node_boxes({"nodes": nodes})) == [], path.name

@@ -41,7 +41,27 @@ def test_workflow_is_valid_ui_format_with_preview(path, comfy):
     preview = path.with_suffix(".png")
     assert preview.is_file(), f"{preview.name} is missing: run python -m example_workflows._generate"
     with Image.open(preview) as image:
-        assert json.loads(image.info["workflow"])["nodes"], "the PNG must carry its workflow (drag and drop)"
+        assert json.loads(image.info["workflow"]) == workflow, "the PNG must carry this workflow (drag and drop)"
+
+
+TITLE_HEIGHT = 30   # LiteGraph draws a node's title bar above its pos
+
+
+def node_boxes(workflow):
+    """(id, left, top, right, bottom) of every node, title bar included."""
+    return [(n["id"], n["pos"][0], n["pos"][1] - TITLE_HEIGHT, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+            for n in workflow["nodes"]]
+
+
+def overlapping(boxes):
+    return [(a[0], b[0]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_no_node_hides_another(path):
+    """Saved boxes do not overlap (the browser test checks each box holds what the frontend draws in it)."""
+    assert overlapping(node_boxes(json.loads(path.read_text()))) == []
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
