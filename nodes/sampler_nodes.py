@@ -7,9 +7,10 @@ from .search_sampler import ScoringSpec, SearchPlan, make_search_sampler
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 
 
-def _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier=None) -> ScoringSpec:
+def _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier=None, video=None) -> ScoringSpec:
     return ScoringSpec(vae=vae, guide_verifier=verifier, prompt=prompt, select_verifier=select_verifier,
-                       score_size=int(score_size), chunk_size=int(chunk_size))
+                       score_size=int(score_size), chunk_size=int(chunk_size),
+                       video=widgets.video_scoring(**(video or {})))
 
 
 def _local_or_none(local_search):
@@ -39,10 +40,11 @@ class DiffusionSearchBFSSampler:
         return widgets.validate_floats(cls, lam=lam, ess_threshold=ess_threshold)
 
     def build(self, vae, verifier, prompt, preset, particles, lam, resampling_steps, ess_threshold, temperature,
-              scoring, resampling, score_size, chunk_size, select_verifier=None, local_search=None, unique_id=None):
+              scoring, resampling, score_size, chunk_size, select_verifier=None, local_search=None, unique_id=None,
+              **video):
         widgets.check_floats(type(self), lam=lam, ess_threshold=ess_threshold)
         config = widgets.bfs_config(preset, lam, resampling_steps, ess_threshold, temperature, scoring, resampling)
-        plan = SearchPlan("bfs", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier),
+        plan = SearchPlan("bfs", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier, video),
                           n_particles=int(particles), bfs=config, local=_local_or_none(local_search),
                           node_id=unique_id, node_type=type(self).__name__)
         return (make_search_sampler(plan),)
@@ -69,10 +71,10 @@ class DiffusionSearchDFSSampler:
         return widgets.validate_floats(cls, delta=delta)
 
     def build(self, vae, verifier, prompt, delta, delta_schedule, backtrack_steps, nfe_budget, max_backtracks,
-              check_from, score_size, chunk_size, select_verifier=None, local_search=None, unique_id=None):
+              check_from, score_size, chunk_size, select_verifier=None, local_search=None, unique_id=None, **video):
         widgets.check_floats(type(self), delta=delta)
         config = widgets.dfs_config(delta, delta_schedule, backtrack_steps, nfe_budget, max_backtracks, check_from)
-        plan = SearchPlan("dfs", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier),
+        plan = SearchPlan("dfs", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier, video),
                           dfs=config, local=_local_or_none(local_search), node_id=unique_id,
                           node_type=type(self).__name__,
                           reject_flow=config.delta_schedule == "alpha_scaled")
@@ -119,10 +121,10 @@ class DiffusionSearchLocalSampler:
         return {"required": required, "optional": widgets.optional_scoring_inputs(), "hidden": HIDDEN}
 
     def build(self, vae, verifier, prompt, local_search, particles, score_size, chunk_size, select_verifier=None,
-              unique_id=None):
+              unique_id=None, **video):
         if local_search is None:
             raise ValueError("connect a Local Search Settings node to 'local_search'")
-        plan = SearchPlan("local", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier),
+        plan = SearchPlan("local", _scoring(vae, verifier, prompt, score_size, chunk_size, select_verifier, video),
                           n_particles=int(particles), local=_local_or_none(local_search), node_id=unique_id,
                           node_type=type(self).__name__)
         return (make_search_sampler(plan),)

@@ -1,4 +1,7 @@
-"""The scoring path: x0 prediction -> process_latent_out -> decode (VAE or TAESD, optionally smaller) -> verifier."""
+"""The scoring path: x0 prediction -> process_latent_out -> decode (VAE or TAESD, optionally smaller) -> verifier.
+
+Video latents [M, C, T, h, w] are scored frame by frame and aggregated per particle (nodes/video.py).
+"""
 from __future__ import annotations
 
 import logging
@@ -8,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from . import compat
+from .video import VideoScoring, frame_indices, frames_first, preview_frames, video_reward
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +20,7 @@ class LatentScorer:
     """Turns x0 predictions in the model's latent space into rewards, batched in chunks (paper Sec. 3: f(x_{0|t}))."""
 
     def __init__(self, base_model, vae, verifier, prompt: str, *, score_size: int = 0, chunk_size: int = 8,
-                 check_interrupt=compat.check_interrupted, residency=None):
+                 check_interrupt=compat.check_interrupted, residency=None, video: VideoScoring | None = None):
         if vae is None:
             raise ValueError("scoring needs a VAE to decode latents into images: connect a VAE (or a TAESD VAE "
                              "from VAELoader for cheap intermediate scores) to the 'vae' input")
@@ -34,6 +38,7 @@ class LatentScorer:
         self._grad_decoder = None
         self._vae_loaded = False
         self.residency = residency   # memory.ScoringResidency: VAE/verifier placement around each scoring call
+        self.video = (video or VideoScoring()).validate()
         self.evaluations = 0   # verifier evaluations (images scored), reported in progress and events
         self.seconds = 0.0     # wall time spent decoding and scoring (benchmarks separate it from search overhead)
 
@@ -43,11 +48,15 @@ class LatentScorer:
         if self.score_size > 0:
             # Shrink the latent, not the image: decoding cost scales with the latent area.
             ratio = getattr(self.vae, "upscale_ratio", 8)
+            ratio = ratio[-1] if isinstance(ratio, (tuple, list)) else ratio   # video VAEs: (time, h, w)
             longest = max(latent.shape[-2:]) * ratio
             if self.score_size < longest:
                 scale = self.score_size / longest
                 size = [max(1, round(s * scale)) for s in latent.shape[-2:]]
-                latent = F.interpolate(latent, size=size, mode="bilinear", align_corners=False, antialias=True)
+                flat = latent.movedim(2, 1).flatten(0, 1) if latent.dim() == 5 else latent   # frames into the batch
+                flat = F.interpolate(flat, size=size, mode="bilinear", align_corners=False, antialias=True)
+                latent = flat.reshape(latent.shape[0], latent.shape[2], latent.shape[1], *size).movedim(1, 2) \
+                    if latent.dim() == 5 else flat
         return latent
 
     def _decode_with(self, module, latent: torch.Tensor) -> torch.Tensor:
@@ -83,10 +92,44 @@ class LatentScorer:
 
     def decode_differentiable(self, x0: torch.Tensor) -> torch.Tensor:
         """Same as decode, through a VAE copy made outside inference mode so autograd reaches x0."""
+        return self._decode_with(self._grad_module(), self._to_vae_latent(x0))
+
+    def _grad_module(self):
         if self._grad_decoder is None:
             self._ensure_vae_loaded()
             self._grad_decoder = compat.copy_for_grad(self.vae.first_stage_model)
-        return self._decode_with(self._grad_decoder, self._to_vae_latent(x0))
+        return self._grad_decoder
+
+    def frames(self, x0: torch.Tensor, differentiable: bool = False) -> torch.Tensor:
+        """The frames scored for video x0 predictions [M, C, T, h, w]: [M, K, H, W, 3] in [0, 1]."""
+        spec, m = self.video, x0.shape[0]
+        index = frame_indices(x0.shape[2], spec.frames)
+        if spec.decoder == "preview":
+            ratio = getattr(self.vae, "upscale_ratio", 8)
+            ratio = int(ratio[-1] if isinstance(ratio, (tuple, list)) else ratio)
+            images = preview_frames(x0[:, :, index], self.base_model.latent_format, ratio)
+            return images.reshape(m, len(index), *images.shape[1:])
+        module = self._grad_module() if differentiable else self.vae.first_stage_model
+        if not differentiable:
+            self._ensure_vae_loaded()
+        if len(index) == x0.shape[2]:   # the whole video, decoded causally: every frame, exact
+            return self._decode_with(module, self._to_vae_latent(x0))
+        latent = frames_first(self._to_vae_latent(x0[:, :, index]))   # each chosen frame decoded on its own
+        images = self._decode_with(module, latent)                     # [M·K, 1, H, W, 3]
+        return images.reshape(m, len(index), *images.shape[-3:])
+
+    def _rewards(self, x0: torch.Tensor, grad: bool) -> torch.Tensor:
+        """Rewards [M] of one chunk of x0 predictions (images, or videos scored frame by frame)."""
+        if x0.dim() == 5:
+            frames = self.frames(x0, differentiable=grad)                # [M, K, H, W, 3]
+            flat = frames.flatten(0, 1)
+            frame_rewards = self.verifier.score(flat, [self.prompt] * flat.shape[0], grad=grad).float()
+            self.evaluations += flat.shape[0]
+            return video_reward(frame_rewards.to(x0.device).reshape(frames.shape[:2]), frames.to(x0.device),
+                                self.video)
+        images = self.decode_differentiable(x0) if grad else self.decode(x0)
+        self.evaluations += x0.shape[0]
+        return self.verifier.score(images, [self.prompt] * x0.shape[0], grad=grad).float().to(x0.device)
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def score(self, x0: torch.Tensor) -> torch.Tensor:
@@ -96,9 +139,7 @@ class LatentScorer:
         with torch.no_grad(), self._scoring_call():
             for chunk in x0.split(self._decode_rows(x0)):
                 self.check_interrupt()
-                images = self.decode(chunk)
-                rewards.append(self.verifier.score(images, [self.prompt] * chunk.shape[0]).float().to(x0.device))
-                self.evaluations += chunk.shape[0]
+                rewards.append(self._rewards(chunk, grad=False))
         rewards = torch.cat(rewards)
         _synchronize(x0.device)  # the search reads the rewards at once; count the wait here, not in the search
         self.seconds += time.perf_counter() - started
@@ -115,9 +156,7 @@ class LatentScorer:
         started = time.perf_counter()
         with torch.inference_mode(False), torch.enable_grad(), self._scoring_call(leave=False):
             x0 = x0.clone() if x0.is_inference() else x0
-            images = self.decode_differentiable(x0)
-            rewards = self.verifier.score(images, [self.prompt] * x0.shape[0], grad=True).float().to(x0.device)
-        self.evaluations += x0.shape[0]
+            rewards = self._rewards(x0, grad=True)
         self.seconds += time.perf_counter() - started  # forward only; the backward runs in the caller
         return rewards
 

@@ -66,11 +66,12 @@ class DiffusionSearchKSampler:
 
     def sample(self, model, seed, steps, cfg, scheduler, positive, negative, latent_image, denoise, vae, verifier,
                prompt, search, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget, score_size,
-               chunk_size, select_verifier=None, local_search=None, unique_id=None):
+               chunk_size, select_verifier=None, local_search=None, unique_id=None, **video):
         widgets.check_floats(type(self), cfg=cfg, denoise=denoise, lam=lam, delta=delta)
         latents = _latent_samples(latent_image)
         scoring = ScoringSpec(vae=vae, guide_verifier=verifier, prompt=prompt, select_verifier=select_verifier,
-                              score_size=int(score_size), chunk_size=int(chunk_size))
+                              score_size=int(score_size), chunk_size=int(chunk_size),
+                              video=widgets.video_scoring(**video))
         plan = _plan(search, scoring, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget,
                      local_search, unique_id)
         samples, outcome = run_search(model, seed, steps, cfg, scheduler, positive, negative, latent_image, denoise,

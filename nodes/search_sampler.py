@@ -30,6 +30,7 @@ class ScoringSpec:
     select_verifier: Any = None
     score_size: int = 0
     chunk_size: int = 8
+    video: Any = None                    # video.VideoScoring: how video latents are scored (None: defaults)
 
     def validate(self) -> "ScoringSpec":
         if self.vae is None:
@@ -137,11 +138,11 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
         residency = ScoringResidency(spec.vae, (spec.guide_verifier, spec.select_verifier), x.device, rows_policy,
                                      unet_patcher_of(base_model))
         guide = LatentScorer(base_model, spec.vae, spec.guide_verifier, spec.prompt, score_size=spec.score_size,
-                             chunk_size=spec.chunk_size, residency=residency)
+                             chunk_size=spec.chunk_size, residency=residency, video=spec.video)
         select = None
         if spec.select_verifier is not None:
             select = LatentScorer(base_model, spec.vae, spec.select_verifier, spec.prompt, residency=residency,
-                                  score_size=spec.score_size, chunk_size=spec.chunk_size)
+                                  score_size=spec.score_size, chunk_size=spec.chunk_size, video=spec.video)
         seed = (extra_args or {}).get("seed") or 0
         # A CPU generator: the same seed gives the same particles on every device, like ComfyUI's own noise.
         generator = torch.Generator(device="cpu").manual_seed((int(seed) + PARTICLE_SEED_OFFSET) % (2 ** 63))

@@ -5,6 +5,7 @@ import math
 
 from ..search_core.config import DELTA_SCHEDULES, GRAD_MODES, RESAMPLINGS, SCORINGS, TEMPERATURES
 from ..search_core.presets import PRESETS
+from .video import AGGREGATES, DECODERS, VideoScoring
 
 VERIFIER_TYPE = "SEARCH_VERIFIER"
 LOCAL_SEARCH_TYPE = "DIFFUSION_SEARCH_LOCAL"
@@ -92,7 +93,34 @@ def optional_scoring_inputs() -> dict:
         "select_verifier": (VERIFIER_TYPE, {"tooltip": "Dual verifiers (paper Sec. 4): a second verifier that "
                                                        "selects/resamples, so the guide verifier cannot be "
                                                        "over-optimised. Empty: the guide verifier selects too."}),
+        **video_inputs(),
     }
+
+
+def video_inputs() -> dict:
+    """How video latents (Wan, ...) are scored; ignored for images. Optional widgets, after every other widget."""
+    return {
+        "video_frames": ("INT", {"default": 4, "min": 0, "max": 1024, "tooltip":
+                         "Video only: latent frames scored per particle, evenly spaced (first and last included); "
+                         "each is decoded on its own (cheap; exact for the first frame). 0 = decode the whole "
+                         "video (every frame, exact, slowest)."}),
+        "video_aggregate": (list(AGGREGATES), {"default": "mean", "tooltip":
+                            "Video only: a particle's reward from its frame rewards. mean = average frame; min = "
+                            "the worst frame (penalises videos with one bad frame)."}),
+        "temporal_weight": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip":
+                            "Video only: adds weight x temporal consistency (minus the mean absolute change "
+                            "between consecutive scored frames, pixels in 0..1) to the reward; 0 = off. Too "
+                            "large favours still videos."}),
+        "video_decoder": (list(DECODERS), {"default": "vae", "tooltip":
+                          "Video only: vae = the connected VAE decodes the scored frames; preview = ComfyUI's "
+                          "linear latent-to-RGB preview colours (no VAE call, much cheaper, coarse)."}),
+    }
+
+
+def video_scoring(video_frames=4, video_aggregate="mean", temporal_weight=0.0, video_decoder="vae") -> VideoScoring:
+    """The VideoScoring of the optional video widgets (defaults when a workflow predates them)."""
+    return VideoScoring(frames=int(video_frames), aggregate=video_aggregate, temporal_weight=float(temporal_weight),
+                        decoder=video_decoder).validate()
 
 
 def bfs_inputs() -> dict:

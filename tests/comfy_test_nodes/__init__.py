@@ -11,15 +11,19 @@ class DiffusionSearchTestConditioning:
             "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
             "text": ("STRING", {"default": "", "multiline": True,
                                 "tooltip": "Ignored for the embedding; kept so prompts travel like CLIPTextEncode's."}),
+        }, "optional": {
+            "width": ("INT", {"default": 768, "min": 1, "max": 8192,
+                              "tooltip": "Embedding width: 768 (SD1.x CLIP), 4096 (umt5-xxl, Wan)."}),
+            "tokens": ("INT", {"default": 77, "min": 1, "max": 1024}),
         }}
 
     RETURN_TYPES = ("CONDITIONING",)
     FUNCTION = "encode"
     CATEGORY = "testing/diffusion_search"
 
-    def encode(self, seed, text):
+    def encode(self, seed, text, width=768, tokens=77):
         g = torch.Generator().manual_seed(seed)
-        return ([[torch.randn(1, 77, 768, generator=g), {"pooled_output": None}]],)
+        return ([[torch.randn(1, tokens, width, generator=g), {"pooled_output": None}]],)
 
 
 NODE_CLASS_MAPPINGS = {"DiffusionSearchTestConditioning": DiffusionSearchTestConditioning}
