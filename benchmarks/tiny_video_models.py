@@ -77,3 +77,32 @@ def write_tiny_wan_models(models_dir) -> dict:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file(build(), str(path))
     return {"wan_unet": WAN_UNET_FILE, "wan_vae": WAN_VAE_FILE}
+
+
+def swap_in_tiny_wan(prompt: dict, names: dict, size: int, frames: int, steps: int | None, particles: int = 2) -> dict:
+    """A Wan text-to-video prompt (ComfyUI's template loaders) on the tiny Wan models, in place: the text encoder
+    gives way to seeded test conditioning of umt5's width, the video shrinks to size x size x frames, the search
+    scores latent previews with fewer particles (the real VAE is slow on a CPU; tests/test_nodes_video.py runs it)."""
+    import zlib
+
+    for node_id, node in list(prompt.items()):
+        kind, inputs = node["class_type"], node["inputs"]
+        if kind == "UNETLoader":
+            inputs.update(unet_name=names["wan_unet"], weight_dtype="default")
+        elif kind == "VAELoader":
+            inputs["vae_name"] = names["wan_vae"]
+        elif kind == "CLIPLoader":
+            del prompt[node_id]
+        elif kind == "CLIPTextEncode":
+            text = inputs.get("text", "")
+            prompt[node_id] = {"class_type": "DiffusionSearchTestConditioning", "inputs": {
+                "seed": zlib.crc32(text.encode()) % 2**31, "text": text, "width": TEXT_DIM, "tokens": 8}}
+        elif kind == "EmptyHunyuanLatentVideo":
+            inputs.update(width=size, height=size, length=frames)
+        elif kind.startswith("DiffusionSearch") and "video_decoder" in inputs:
+            inputs["video_decoder"] = "preview"
+            if isinstance(inputs.get("particles"), int):
+                inputs["particles"] = min(particles, inputs["particles"])
+        if steps is not None and "steps" in inputs and not isinstance(inputs["steps"], list):
+            inputs["steps"] = steps
+    return prompt

@@ -1,4 +1,6 @@
-"""Regenerate the example workflows (UI format) and their preview PNGs: `python -m example_workflows._generate`.
+"""Regenerate the example workflows (UI format) and their preview PNGs: `python -m example_workflows._generate [NAME...]`.
+
+The video workflow (Wan 2.1) needs a modern ComfyUI (COMFYUI_PATH) and also gets a .jpg thumbnail.
 
 Widget order comes from the live node classes of a real ComfyUI (the harness), so widgets_values always match
 INPUT_TYPES. The PNG beside each workflow is the tiny random-weight model's result of that workflow (noise-like: the
@@ -184,20 +186,56 @@ def search_ksampler(b):
     b.add("SaveImage", (1440, 400), {"filename_prefix": "search/candidates"}, images=(every, 0))
 
 
+WAN_FILES = {"unet": "wan2.1_t2v_1.3B_fp16.safetensors", "clip": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+             "vae": "wan_2.1_vae.safetensors"}   # the names ComfyUI's own Wan 2.1 templates use
+WAN_PROMPT = "a red fox running quickly through a winter forest, snowy trees and mountains, daytime, tracking camera"
+
+
+def wan21_t2v_search(b):
+    """Wan 2.1 1.3B text-to-video with BFS: ComfyUI's Wan template (loaders, shift 8, 832x480x33) + the search."""
+    unet = b.add("UNETLoader", (0, 0), {"unet_name": WAN_FILES["unet"], "weight_dtype": "default"})
+    model = b.add("ModelSamplingSD3", (360, 0), {"shift": 8.0}, model=(unet, 0))
+    clip = b.add("CLIPLoader", (0, 160), {"clip_name": WAN_FILES["clip"], "type": "wan"})
+    vae = b.add("VAELoader", (0, 620), {"vae_name": WAN_FILES["vae"]})
+    pos = b.add("CLIPTextEncode", (360, 160), {"text": WAN_PROMPT}, clip=(clip, 0))
+    neg = b.add("CLIPTextEncode", (360, 400), {"text": "static, blurry, overexposed, low quality, jpeg artifacts, "
+                                                       "deformed, extra fingers, cluttered background"},
+                clip=(clip, 0))
+    latent = b.add("EmptyHunyuanLatentVideo", (0, 760), {"width": 832, "height": 480, "length": 33,
+                                                          "batch_size": 1})
+    ver = b.add("DiffusionSearchVerifierPromptColour", (0, 940), {"device": "auto"})
+    sched = b.add("BasicScheduler", (360, 640), {"scheduler": "simple", "steps": 30, "denoise": 1.0},
+                  model=(model, 0))
+    bfs = b.add("DiffusionSearchBFSSampler", (720, 300),
+                {"prompt": WAN_PROMPT, "preset": "bfs", "particles": 4, "video_frames": 4,
+                 "video_aggregate": "mean", "temporal_weight": 0.1, "video_decoder": "vae"},
+                vae=(vae, 0), verifier=(ver, 0))
+    sc = b.add("SamplerCustom", (1080, 0), {"add_noise": True, "noise_seed": 42, "cfg": 6.0}, model=(model, 0),
+               positive=(pos, 0), negative=(neg, 0), sampler=(bfs, 0), sigmas=(sched, 0),
+               latent_image=(latent, 0))
+    dec = b.add("VAEDecode", (1080, 420), samples=(sc, 0), vae=(vae, 0))
+    b.add("SaveAnimatedWEBP", (1440, 0), {"filename_prefix": "search/wan_bfs", "fps": 16.0}, images=(dec, 0))
+
+
 WORKFLOWS = {f.__name__: f for f in (bfs_search, bfs_presets_side_by_side, dfs_backtracking, local_search,
-                                      dual_verifiers, rank_batch, search_ksampler)}
+                                      dual_verifiers, rank_batch, search_ksampler, wan21_t2v_search)}
+# Video workflows need modern ComfyUI's nodes (EmptyHunyuanLatentVideo, Wan models): built and run only there.
+VIDEO_WORKFLOWS = {"wan21_t2v_search"}
 
 
 def build_all(node_classes) -> dict:
     out = {}
     for name, fill in WORKFLOWS.items():
+        if name in VIDEO_WORKFLOWS and "EmptyHunyuanLatentVideo" not in node_classes:
+            continue
         builder = Builder(node_classes)
         fill(builder)
         out[name] = builder.to_ui()
     return out
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    """Regenerate every workflow, or only those named on the command line."""
     import logging
     import tempfile
 
@@ -207,6 +245,8 @@ def main() -> int:
     from benchmarks.comfy_runtime import ComfyRuntime
     from benchmarks.demo import swap_in_tiny_model
     from benchmarks.tiny_models import write_tiny_models
+    from benchmarks.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
+    from PIL import Image
     from benchmarks.ui_workflow import ui_to_api
 
     from example_workflows._preview import save_preview
@@ -216,12 +256,22 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="workflows_"))
     names = write_tiny_models(base / "models")
     runtime = ComfyRuntime.boot(base, base / "models")
+    only = set(sys.argv[1:] if argv is None else argv)
     for name, ui in build_all(runtime.node_classes).items():
+        if only and name not in only:
+            continue
         path = HERE / f"{name}.json"
         path.write_text(json.dumps(ui, indent=1) + "\n")
-        prompt = swap_in_tiny_model(ui_to_api(ui, runtime.node_classes), names, size=64, steps=12)
+        prompt = ui_to_api(ui, runtime.node_classes)
+        if name in VIDEO_WORKFLOWS:
+            prompt = swap_in_tiny_wan(prompt, write_tiny_wan_models(base / "models"), size=64, frames=9, steps=12)
+        else:
+            prompt = swap_in_tiny_model(prompt, names, size=64, steps=12)
         outputs = runtime.run(prompt)
         save_preview(outputs, base / "output", HERE / f"{name}.png", ui)
+        if name in VIDEO_WORKFLOWS:   # the modern frontend asks for a same-name .jpg thumbnail
+            with Image.open(HERE / f"{name}.png") as image:
+                image.convert("RGB").save(HERE / f"{name}.jpg", quality=90)
         print(f"wrote {path.name} and its preview")
     return 0
 

@@ -18,10 +18,21 @@ def saved_images(outputs: dict, output_dir: Path) -> list[Path]:
     return files
 
 
+def _frames(path: Path, most: int = 4) -> list:
+    """The image, or up to ``most`` evenly spaced frames of an animated one (a saved video)."""
+    image = Image.open(path)
+    count = getattr(image, "n_frames", 1)
+    frames = []
+    for index in sorted({round(k * (count - 1) / max(most - 1, 1)) for k in range(min(most, count))}):
+        image.seek(index)
+        frames.append(image.copy())
+    return frames
+
+
 def save_preview(outputs: dict, output_dir: Path, target: Path, workflow: dict) -> None:
     """Tile the saved images (nearest-neighbour upscaled) into one PNG that carries the workflow JSON."""
-    images = [Image.open(path).convert("RGB").resize((TILE, TILE), Image.NEAREST)
-              for path in saved_images(outputs, output_dir)]
+    images = [frame.convert("RGB").resize((TILE, TILE), Image.NEAREST)
+              for path in saved_images(outputs, output_dir) for frame in _frames(path)]
     if not images:
         raise RuntimeError(f"the workflow for {target.name} saved no images")
     sheet = Image.new("RGB", (TILE * len(images), TILE), "white")

@@ -112,7 +112,7 @@ class LatentScorer:
         module = self._grad_module() if differentiable else self.vae.first_stage_model
         if not differentiable:
             self._ensure_vae_loaded()
-        if len(index) == x0.shape[2]:   # the whole video, decoded causally: every frame, exact
+        if spec.frames == 0:   # the whole video, decoded causally: every frame, exact
             return self._decode_with(module, self._to_vae_latent(x0))
         latent = frames_first(self._to_vae_latent(x0[:, :, index]))   # each chosen frame decoded on its own
         images = self._decode_with(module, latent)                     # [M·K, 1, H, W, 3]
