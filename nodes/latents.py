@@ -9,6 +9,12 @@ EMPTY_LATENT_NODES = {4: "Empty Latent Image (SD1.5, SDXL)", 16: "EmptySD3Latent
                       128: "the model's empty video latent node (e.g. EmptyLTXVLatentVideo)"}
 
 
+# Video models: the empty latent node ComfyUI's own templates use, by latent format.
+VIDEO_LATENT_NODES = {"Wan21": "EmptyHunyuanLatentVideo (Wan 2.1 templates)", "HunyuanVideo": "EmptyHunyuanLatentVideo",
+                      "LTXV": "EmptyLTXVLatentVideo", "Mochi": "EmptyMochiLatentVideo",
+                      "Wan22": "Wan22ImageToVideoLatent (Wan 2.2 5B templates)"}
+
+
 def latent_format_of(base_model):
     return getattr(base_model, "latent_format", None)
 
@@ -44,7 +50,8 @@ def check_latent(base_model, latent, name: str = "latent_image") -> None:
         raise ValueError(f"'{name}' must be a LATENT (e.g. from Empty Latent Image or VAE Encode), got "
                          f"{type(latent).__name__}")
     channels, dims = latent_channels_of(base_model), spatial_dims_of(base_model)
-    node = _latent_node(channels)
+    node = VIDEO_LATENT_NODES.get(_format_name(base_model), _latent_node(channels)) if dims == 3 else \
+        _latent_node(channels)
     if latent.dim() >= 1 and latent.shape[0] == 0:
         raise ValueError(f"'{name}' is an empty batch (shape {tuple(latent.shape)}): give it at least one latent "
                          f"(batch_size >= 1 in {node})")
@@ -54,7 +61,8 @@ def check_latent(base_model, latent, name: str = "latent_image") -> None:
             fix = (f"this is an image model ({_format_name(base_model)}), and video (5-D) latents only suit video "
                    f"models: make the latent with {node}")
         elif dims == 3:
-            fix = f"this is a video model ({_format_name(base_model)}): make the latent with its empty video latent node"
+            fix = (f"this is a video model ({_format_name(base_model)}): make the latent with its empty video "
+                   f"latent node, {node}")
         else:
             fix = (f"a latent is [batch, channels, height, width]; make it with {node} or VAE Encode (a node that "
                    "dropped or added a dimension fed this one)")

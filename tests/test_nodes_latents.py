@@ -106,7 +106,7 @@ def test_video_models_take_5d_latents_and_image_models_do_not(comfy):
         pytest.skip("this ComfyUI has no video latent formats")
     video_model = SimpleNamespace(latent_format=video())
     latents.check_latent(video_model, torch.zeros(1, 16, 3, 8, 8))
-    with pytest.raises(ValueError, match="video model.*video latent node"):
+    with pytest.raises(ValueError, match="video model.*video latent node, EmptyHunyuanLatentVideo"):
         latents.check_latent(video_model, torch.zeros(1, 16, 8, 8))
     with pytest.raises(ValueError, match="4 channels.*16-channel"):
         latents.check_latent(video_model, torch.zeros(1, 4, 3, 8, 8))

@@ -134,3 +134,4 @@ def test_wan_vae_frames_and_the_first_frame_is_exact(comfy, wan):
     assert every.shape == (1, 5, 32, 32, 3) and first.shape == (1, 1, 32, 32, 3)   # 1 + 4·(T-1) frames
     assert torch.allclose(first[:, 0], every[:, 0], atol=2e-3)
     assert rewards.shape == (1,) and torch.isfinite(rewards).all() and subset.evaluations == 1
+
