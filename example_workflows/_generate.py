@@ -30,8 +30,9 @@ class Builder:
         self.node_classes = node_classes
         self.nodes = []
 
-    def add(self, kind, pos, widgets=None, **links):
-        node = {"id": len(self.nodes) + 1, "type": kind, "pos": list(pos), "widgets": widgets or {}, "links": links}
+    def add(self, kind, pos, widgets=None, size=(320, 260), **links):
+        node = {"id": len(self.nodes) + 1, "type": kind, "pos": list(pos), "widgets": widgets or {}, "links": links,
+                "size": list(size)}
         self.nodes.append(node)
         return node["id"]
 
@@ -69,7 +70,7 @@ class Builder:
                 widgets_values.append(node["widgets"].get(name, self._default(spec)))
                 if name in SEED_WIDGETS:
                     widgets_values.append("fixed")  # the frontend's control_after_generate value
-            ui_nodes.append({"id": node["id"], "type": node["type"], "pos": node["pos"], "size": [320, 260],
+            ui_nodes.append({"id": node["id"], "type": node["type"], "pos": node["pos"], "size": node["size"],
                              "flags": {}, "order": node["id"] - 1, "mode": 0, "inputs": inputs,
                              "properties": {"Node name for S&R": node["type"]}, "widgets_values": widgets_values,
                              "_cls": cls})
@@ -193,28 +194,29 @@ WAN_PROMPT = "a red fox running quickly through a winter forest, snowy trees and
 
 def wan21_t2v_search(b):
     """Wan 2.1 1.3B text-to-video with BFS: ComfyUI's Wan template (loaders, shift 8, 832x480x33) + the search."""
-    unet = b.add("UNETLoader", (0, 0), {"unet_name": WAN_FILES["unet"], "weight_dtype": "default"})
-    model = b.add("ModelSamplingSD3", (360, 0), {"shift": 8.0}, model=(unet, 0))
-    clip = b.add("CLIPLoader", (0, 160), {"clip_name": WAN_FILES["clip"], "type": "wan"})
-    vae = b.add("VAELoader", (0, 620), {"vae_name": WAN_FILES["vae"]})
-    pos = b.add("CLIPTextEncode", (360, 160), {"text": WAN_PROMPT}, clip=(clip, 0))
-    neg = b.add("CLIPTextEncode", (360, 400), {"text": "static, blurry, overexposed, low quality, jpeg artifacts, "
+    unet = b.add("UNETLoader", (0, 0), {"unet_name": WAN_FILES["unet"], "weight_dtype": "default"}, size=(320, 100))
+    clip = b.add("CLIPLoader", (0, 170), {"clip_name": WAN_FILES["clip"], "type": "wan"}, size=(320, 130))
+    vae = b.add("VAELoader", (0, 370), {"vae_name": WAN_FILES["vae"]}, size=(320, 80))
+    latent = b.add("EmptyHunyuanLatentVideo", (0, 520), {"width": 832, "height": 480, "length": 33,
+                                                          "batch_size": 1}, size=(320, 160))
+    ver = b.add("DiffusionSearchVerifierPromptColour", (0, 750), {"device": "auto"}, size=(320, 130))
+    model = b.add("ModelSamplingSD3", (380, 0), {"shift": 8.0}, size=(320, 80), model=(unet, 0))
+    pos = b.add("CLIPTextEncode", (380, 150), {"text": WAN_PROMPT}, size=(320, 160), clip=(clip, 0))
+    neg = b.add("CLIPTextEncode", (380, 380), {"text": "static, blurry, overexposed, low quality, jpeg artifacts, "
                                                        "deformed, extra fingers, cluttered background"},
-                clip=(clip, 0))
-    latent = b.add("EmptyHunyuanLatentVideo", (0, 760), {"width": 832, "height": 480, "length": 33,
-                                                          "batch_size": 1})
-    ver = b.add("DiffusionSearchVerifierPromptColour", (0, 940), {"device": "auto"})
-    sched = b.add("BasicScheduler", (360, 640), {"scheduler": "simple", "steps": 30, "denoise": 1.0},
-                  model=(model, 0))
-    bfs = b.add("DiffusionSearchBFSSampler", (720, 300),
+                size=(320, 160), clip=(clip, 0))
+    sched = b.add("BasicScheduler", (380, 610), {"scheduler": "simple", "steps": 30, "denoise": 1.0},
+                  size=(320, 130), model=(model, 0))
+    bfs = b.add("DiffusionSearchBFSSampler", (760, 0),
                 {"prompt": WAN_PROMPT, "preset": "bfs", "particles": 4, "video_frames": 4,
                  "video_aggregate": "mean", "temporal_weight": 0.1, "video_decoder": "vae"},
-                vae=(vae, 0), verifier=(ver, 0))
-    sc = b.add("SamplerCustom", (1080, 0), {"add_noise": True, "noise_seed": 42, "cfg": 6.0}, model=(model, 0),
-               positive=(pos, 0), negative=(neg, 0), sampler=(bfs, 0), sigmas=(sched, 0),
+                size=(320, 640), vae=(vae, 0), verifier=(ver, 0))
+    sc = b.add("SamplerCustom", (1140, 0), {"add_noise": True, "noise_seed": 42, "cfg": 6.0}, size=(320, 270),
+               model=(model, 0), positive=(pos, 0), negative=(neg, 0), sampler=(bfs, 0), sigmas=(sched, 0),
                latent_image=(latent, 0))
-    dec = b.add("VAEDecode", (1080, 420), samples=(sc, 0), vae=(vae, 0))
-    b.add("SaveAnimatedWEBP", (1440, 0), {"filename_prefix": "search/wan_bfs", "fps": 16.0}, images=(dec, 0))
+    dec = b.add("VAEDecode", (1140, 340), size=(320, 70), samples=(sc, 0), vae=(vae, 0))
+    b.add("SaveAnimatedWEBP", (1140, 480), {"filename_prefix": "search/wan_bfs", "fps": 16.0}, size=(320, 380),
+          images=(dec, 0))
 
 
 WORKFLOWS = {f.__name__: f for f in (bfs_search, bfs_presets_side_by_side, dfs_backtracking, local_search,

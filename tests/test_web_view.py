@@ -268,6 +268,9 @@ def test_example_workflows_fit_their_boxes_in_this_frontend(browser):
     from test_workflows import node_boxes, overlapping
 
     for path in sorted((REPO / "example_workflows").glob("*.json")):
+        types = sorted({node["type"] for node in json.loads(path.read_text())["nodes"]})
+        if not browser.js("return arguments[0].every(t => t in LiteGraph.registered_node_types)", types):
+            continue   # a video workflow on the 2024 snapshot, which has no Wan nodes
         load_workflow(browser, path.name)
         nodes = browser.js("return app.graph._nodes.map(n => ({id: n.id, pos: [n.pos[0], n.pos[1]], "
                            "size: [n.size[0], n.size[1]], need: n.computeSize()}))")
