@@ -144,6 +144,6 @@ export function ancestryTree(run, item, { width = layout.width, rowHeight = null
   svg.appendChild(nodes);
   svg.setAttribute("data-nodes", nodeCount);
   svg.setAttribute("data-edges", edgeCount);
-  return withLegend(svg, [{ label: "branched (larger)", color: "hsl(130,70%,55%)" }, { label: "died", color: "#333" },
+  return withLegend(svg, [{ label: "larger dot: branched", color: "#ccc", hollow: true }, { label: "dark dot: died", color: "#555", hollow: true },
     { label: "lineage of the pick", color: "#fd4" }, { label: "colour: score, blue low → red high", color: "linear-gradient(90deg, hsl(220,70%,55%), hsl(40,70%,55%))" }], "tree");
 }
