@@ -7,10 +7,18 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from web_view_support import (TINY, VIEW, add_graph_node, bfs_trace, dfs_trace, inject, panel_query, panel_text,
                               path_points, run_real_search, search_prompt)
 
 ROOT = "document.getElementById('diffusion-search-view')"
+
+
+@pytest.fixture(autouse=True)
+def no_loaded_comparison(browser):
+    """Tests of other modules may have loaded a trace to compare with (one browser per session): drop it."""
+    browser.js("window.diffusionSearchView.store.clearComparison()")
 
 
 def load_file(browser, path):

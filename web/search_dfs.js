@@ -78,7 +78,11 @@ export function dfsChart(run, item, comparison = null, tune = {}) {
     line.setAttribute("data-attempt", k);
     frame.plot.append(line, seriesDots(frame, points, { fill: color }));
     const last = a[a.length - 1];
-    if (k > 0 && last.score !== null) frame.plot.appendChild(svgEl("text", { x: frame.x(last.step) + 4, y: frame.y(last.score) - 4, class: "dsv-dive-label" }, `dive ${k + 1}`));
+    if (k > 0 && last.score !== null) {
+      const nearRight = frame.x(last.step) > frame.margin.left + frame.iw - 50;
+      frame.plot.appendChild(svgEl("text", { x: frame.x(last.step) + (nearRight ? -4 : 4), y: frame.y(last.score) - 6,
+        "text-anchor": nearRight ? "end" : "start", class: "dsv-dive-label" }, `dive ${k + 1}`));
+    }
   });
   for (const b of backtracks) {
     const yb = Number.isFinite(b.score) ? b.score : (curve.find((c) => c[0] === b.step_from) || [0, 0])[1];
@@ -127,9 +131,12 @@ export function dfsChart(run, item, comparison = null, tune = {}) {
     { label: "δ_t of this run", color: "#f90", dash: true },
     { label: "δ_t of the next run", color: "#fc6" },
     { label: "backtrack ✕", color: "#f55" },
-    ...(cmpAttempts.length ? [{ label: `loaded: ${comparison.source}`, color: "#9aa", dash: true }] : []),
+    ...(cmpAttempts.length ? [{ label: compareLabel(comparison), color: "#9aa", dash: true }] : []),
   ], "dfs");
 }
+
+/** How a comparison run is named in legends: the previous run of the node, or the loaded file. */
+export function compareLabel(run) { return run.source === "live" ? "previous run" : `loaded: ${run.source}`; }
 
 /** Whether item's search stopped on the NFE budget: {budget, spent, belowDelta} (the last dive kept below δ_t). */
 export function budgetState(run, item) {
@@ -164,7 +171,7 @@ export function nfeBars(run, comparison = null) {
     frame.plot.appendChild(svgEl("text", { x: frame.margin.left + frame.iw - 2, y: frame.y(budget) - 4, "text-anchor": "end", class: "dsv-budget-label" }, `budget ${budget}`));
   }
   const box = withLegend(frame.svg, [{ label: "NFE spent", color: "#6cf" }, ...(hasBudget ? [{ label: "budget spent", color: "#f77" }, { label: "NFE budget", color: "#f55", dash: true }] : []),
-    ...(cmp.length ? [{ label: `loaded: ${comparison.source}`, color: "#9aa" }] : [])], "nfe");
+    ...(cmp.length ? [{ label: compareLabel(comparison), color: "#9aa" }] : [])], "nfe");
   const notes = nfe.map((_, i) => budgetState(run, i)).map((b, i) => (b.exhausted
     ? `item ${i}: budget spent (${b.spent} of ${b.budget} NFE)${b.belowDelta ? ": the last dive was kept below δ" : ""}` : null)).filter(Boolean);
   if (notes.length) box.appendChild(htmlEl("div", "dsv-budget-note", notes.join(" · ")));

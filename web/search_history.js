@@ -101,15 +101,14 @@ export function runSettings(run) {
   return out.map(([label, value]) => [label, show(value)]);
 }
 
-/** "particles 4 → 8, λ 10 → 11.5": the settings that differ between two runs (those both recorded). */
+/** "particles 4 → 8, λ 10 → 11.5": the settings both runs recorded that differ. */
 export function settingsDiff(before, after) {
   const a = new Map(runSettings(before));
   const changes = [];
   for (const [label, value] of runSettings(after)) {
     if (a.has(label) && a.get(label) !== value) changes.push(`${label} ${a.get(label)} → ${value}`);
   }
-  for (const [label, value] of a) if (!runSettings(after).some(([l]) => l === label)) changes.push(`${label} ${value} → –`);
-  return changes;
+  return changes;   // settings only one run has (another algorithm's) are not differences of a setting
 }
 
 /** Best final reward of `item` and total NFE of a run, and the differences after − before. */

@@ -46,6 +46,14 @@ export function formatNumber(v) {
   return String(Math.round(v * 1000) / 1000);
 }
 
+/** A tick label: short forms for large values (150k, 2.5M), else formatNumber. */
+export function tickLabel(v) {
+  const a = Math.abs(v);
+  if (a >= 1e6) return `${Number((v / 1e6).toPrecision(3))}M`;
+  if (a >= 1e4) return `${Number((v / 1e3).toPrecision(3))}k`;
+  return formatNumber(v);
+}
+
 /** Rounded tick values covering [lo, hi]: steps of 1, 2 or 5 × 10^k, about `count` of them. */
 export function niceTicks(lo, hi, count = 4) {
   if (!(hi > lo)) return [lo];
@@ -93,7 +101,7 @@ export function chartFrame({ title, xDomain, yDomain, width = layout.width, heig
   const axes = svgEl("g", { class: "dsv-axes" });
   for (const v of niceTicks(y0, y1, Math.max(2, Math.round(ih / 36)))) {
     axes.appendChild(svgEl("line", { x1: margin.left, x2: margin.left + iw, y1: y(v), y2: y(v), class: "dsv-grid" }));
-    axes.appendChild(svgEl("text", { x: margin.left - 5, y: y(v) + 4, "text-anchor": "end" }, formatNumber(v)));
+    axes.appendChild(svgEl("text", { x: margin.left - 5, y: y(v) + 4, "text-anchor": "end" }, tickLabel(v)));
   }
   axes.appendChild(svgEl("line", { x1: margin.left, y1: margin.top + ih, x2: margin.left + iw, y2: margin.top + ih }));
   axes.appendChild(svgEl("line", { x1: margin.left, y1: margin.top, x2: margin.left, y2: margin.top + ih }));
