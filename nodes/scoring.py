@@ -36,6 +36,7 @@ class LatentScorer:
         self.chunk_size = int(chunk_size)
         self.check_interrupt = check_interrupt
         self._grad_decoder = None
+        self._affine_out = None   # (key, a, b) of process_latent_out for the differentiable path
         self._vae_loaded = False
         self.residency = residency   # memory.ScoringResidency: VAE/verifier placement around each scoring call
         self.video = (video or VideoScoring()).validate()
@@ -43,8 +44,27 @@ class LatentScorer:
         self.seconds = 0.0     # wall time spent decoding and scoring (benchmarks separate it from search overhead)
 
     # -- decoding -------------------------------------------------------------------------------------------------
+    def _latent_out(self, x0: torch.Tensor) -> torch.Tensor:
+        """process_latent_out, differentiable when x0 needs gradients: some latent formats (Wan, LTXV) hold per-channel
+        mean/std tensors made under inference mode, which autograd refuses to save; their map is affine per channel,
+        so it is applied as x·a + b with a, b taken from it once as normal tensors."""
+        if not x0.requires_grad:
+            return self.base_model.process_latent_out(x0)
+        key = (x0.dim(), x0.shape[1], x0.device, x0.dtype)
+        if self._affine_out is None or self._affine_out[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                probe = torch.zeros((3, x0.shape[1]) + (1,) * (x0.dim() - 2), device=x0.device, dtype=x0.dtype)
+                probe[1], probe[2] = 1, 2
+                out = self.base_model.process_latent_out(probe).clone()
+                offset, scale = out[:1], out[1:2] - out[:1]
+                if not torch.allclose(out[2:3], offset + 2 * scale, rtol=1e-4, atol=1e-5):
+                    raise ValueError("this model's latent format is not affine per channel, so verifier gradients "
+                                     "cannot reach its latents: set langevin_steps to 0 in Local Search Settings")
+            self._affine_out = (key, scale, offset)
+        return x0 * self._affine_out[1] + self._affine_out[2]
+
     def _to_vae_latent(self, x0: torch.Tensor) -> torch.Tensor:
-        latent = self.base_model.process_latent_out(x0)
+        latent = self._latent_out(x0)
         if self.score_size > 0:
             # Shrink the latent, not the image: decoding cost scales with the latent area.
             ratio = getattr(self.vae, "upscale_ratio", 8)

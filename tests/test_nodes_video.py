@@ -135,3 +135,25 @@ def test_wan_vae_frames_and_the_first_frame_is_exact(comfy, wan):
     assert torch.allclose(first[:, 0], every[:, 0], atol=2e-3)
     assert rewards.shape == (1,) and torch.isfinite(rewards).all() and subset.evaluations == 1
 
+
+
+def test_wan_vae_gradient_reaches_the_video_latent(comfy, wan):
+    """Local search's guide path through the Wan VAE: the Wan latent format's inference-mode mean/std tensors do not
+    block autograd, the reward matches the plain one, and a small step along the gradient raises it."""
+    scoring = sys.modules[f"{comfy.pack.__name__}.nodes.scoring"]
+    with torch.inference_mode():
+        unet = comfy.node_classes["UNETLoader"]().load_unet(wan["wan_unet"], "default")[0]
+        vae = comfy.node_classes["VAELoader"]().load_vae(wan["wan_vae"])[0]
+        verifier = comfy.node_classes["DiffusionSearchVerifierColourfulness"]().load("cpu", "float32", 8)[0]
+        scorer = scoring.LatentScorer(unet.model, vae, verifier, "", video=_video(comfy).VideoScoring(frames=1))
+        x0 = torch.randn(1, 16, 2, 4, 4, generator=torch.Generator().manual_seed(1))
+        with torch.inference_mode(False):
+            x = x0.clone().requires_grad_(True)
+        reward = scorer.score_with_grad(x)
+        with torch.inference_mode(False):
+            (grad,) = torch.autograd.grad(reward.sum(), x)
+        plain = scorer.score(x0)
+        step = scorer.score(x0 + 0.05 * grad / grad.norm())
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    assert torch.allclose(reward.detach(), plain, rtol=1e-3, atol=1e-4)
+    assert step > plain
