@@ -186,3 +186,35 @@ def test_previous_run_is_compared_and_runs_survive_a_reload(browser):
     browser.js(f"{ROOT}.querySelector('[data-action=clear-runs]').click()")
     assert browser.js("return window.diffusionSearchView.store.runs.size") == 0
     assert browser.js("return localStorage.getItem('diffusion_search.runs.v1')") is None
+
+
+def test_storage_is_bounded_and_charts_follow_the_panel_width(server, browser):
+    """Browser storage keeps at most 30 runs and 1.5 MB (a run too large for a third of it is not kept); the charts
+    are redrawn at the panel's width when it is resized."""
+    script = """
+const done = arguments[arguments.length - 1];
+const base = arguments[0] + '/extensions/comfyui_diffusion_search/';
+Promise.all([import(base + 'search_history.js'), import(base + 'search_store.js')]).then(([h, s]) => {
+  const start = {type: 'start', algorithm: 'bfs', n_items: 1, n_particles: 2, n_steps: 1, config: {}};
+  const final = {type: 'final', algorithm: 'bfs', rewards: [[0.1, 0.2]], order: [[1, 0]], selected: [1], nfe: 2};
+  const runs = new Map();
+  for (let k = 0; k < 40; k++) runs.set('small' + k, s.runFromTrace({events: [start, final]}, 'small' + k, 'live'));
+  const big = s.runFromTrace({events: [start, {type: 'note', text: 'x'.repeat(600000)}, final]}, 'big', 'live');
+  runs.set('big', big);
+  const kept = {};
+  const storage = {setItem: (k, v) => { kept[k] = v; }, removeItem: (k) => { delete kept[k]; }, getItem: (k) => kept[k] ?? null};
+  const n = h.saveRuns({runs}, storage);
+  const back = h.loadRuns(storage).map((r) => r.key);
+  done({n, size: kept[h.STORAGE_KEY].length, back});
+}, (e) => done(String(e)));
+"""
+    result = browser.driver.execute_async_script(script, server.url)
+    assert result["n"] == 30 and len(result["back"]) == 30 and "big" not in result["back"]
+    assert result["back"] == [f"small{k}" for k in range(10, 40)] and result["size"] <= 1_500_000
+
+    inject(browser, bfs_trace("wide", "p-wide", n_items=1, n=4, steps=6))
+    narrow = float(panel_query(browser, "svg[data-chart=bfs-scores]")[0]["width"])
+    browser.js(f"{ROOT}.style.width = '760px'")
+    browser.wait_for("return Number(document.querySelector('#diffusion-search-view svg[data-chart=bfs-scores]')"
+                     ".getAttribute('width')) > arguments[0] + 150", 5, "the charts at the new width", narrow)
+    browser.js(f"{ROOT}.style.width = ''")

@@ -2,7 +2,7 @@
 // prompt ran several search nodes (the presets side by side), all of them in one view on a shared reward axis.
 
 import { comparisonText } from "./search_history.js";
-import { extent, formatNumber, htmlEl, layout, niceTicks, particleColor, svgEl } from "./search_svg.js";
+import { extent, formatNumber, htmlEl, imageEl, layout, niceTicks, particleColor, svgEl } from "./search_svg.js";
 
 /** "vs previous run: particles 4 → 8 · best reward … · NFE …" as a block, or null without a comparison. */
 export function comparisonBlock(run, cmp, item, cmpIsPrevious) {
@@ -38,10 +38,7 @@ export function sideBySide(runs, item, { current, imageFor, onPick }) {
     row.addEventListener("click", () => onPick(run.key));
     const url = pick ? imageFor(run, it, pick.particle) : null;
     if (url) {
-      const img = htmlEl("img", "dsv-thumb");
-      img.src = url;
-      img.alt = `${run.presetName} pick`;
-      row.appendChild(img);
+      row.appendChild(imageEl(url, "dsv-thumb", `${run.presetName} pick`));
     } else {
       row.appendChild(htmlEl("div", "dsv-thumb dsv-thumb-empty"));
     }

@@ -3,7 +3,7 @@
 // actually used (from its start event, not the node's widgets now).
 
 import { runSettings } from "./search_history.js";
-import { formatNumber, htmlEl, particleColor } from "./search_svg.js";
+import { formatNumber, htmlEl, imageEl, particleColor } from "./search_svg.js";
 
 /** One sentence on why the selected particle of `item` was picked. */
 export function whyPicked(run, item) {
@@ -40,9 +40,7 @@ export function resultSection(run, item, ctx) {
   const url = pickUrl || (!run.finished ? ctx.previewUrl : null);
   const frame = htmlEl("div", "dsv-pick-image");
   if (url) {
-    const img = htmlEl("img", "dsv-pick-img");
-    img.src = url;
-    img.alt = pick ? `picked particle ${pick.particle}` : "live preview";
+    const img = imageEl(url, "dsv-pick-img", pick ? `picked particle ${pick.particle}` : "live preview");
     img.title = "Click to enlarge";
     img.addEventListener("click", () => ctx.enlarge(url, img.alt));
     frame.appendChild(img);
@@ -86,9 +84,7 @@ function candidateGrid(run, item, ranking, ctx) {
     const url = ctx.imageFor(item, entry.particle);
     const caption = `#${entry.rank + 1} p${entry.particle} · ${formatNumber(entry.reward)}${entry.selected ? " ★" : ""}`;
     if (url) {
-      const img = htmlEl("img", "dsv-thumb");
-      img.src = url;
-      img.alt = `particle ${entry.particle}`;
+      const img = imageEl(url, "dsv-thumb", `particle ${entry.particle}`);
       img.title = "Click to enlarge";
       img.addEventListener("click", () => ctx.enlarge(url, `${run.presetName}: ${caption}`));
       li.appendChild(img);

@@ -56,7 +56,7 @@ export const PANEL_CSS = `
 .dsv-selected { color: #fd4; }
 .dsv-selected .dsv-thumb { outline: 2px solid #fd4; }
 .dsv-thumb { width: 80px; height: 80px; object-fit: cover; border-radius: 3px; background: #000; cursor: zoom-in; }
-.dsv-thumb-empty { background: #2a2d33; cursor: default; }
+.dsv-thumb-empty { background: #2a2d33; cursor: default; display: flex; align-items: center; justify-content: center; color: #778; font-size: 12px; }
 .dsv-thumb-spacer { width: 48px; }
 .dsv-caption { text-align: center; line-height: 1.25; }
 .dsv-compare-line { margin: 6px 10px 0; padding: 5px 8px; background: #1e2a33; border-radius: 4px; font-size: 12px; color: #cde; }

@@ -186,6 +186,22 @@ export function seriesDots(frame, points, attrs) {
   return g;
 }
 
+/**
+ * An <img> for a ComfyUI /view URL that turns into a plain tile when the file is gone (a temp preview of an earlier
+ * server session, say) instead of a broken-image icon.
+ */
+export function imageEl(src, className, alt) {
+  const img = htmlEl("img", className);
+  img.alt = alt;
+  img.addEventListener("error", () => {
+    const tile = htmlEl("div", `${className} dsv-thumb-empty`, "image gone");
+    tile.title = "ComfyUI no longer has this image (temp files go when the server restarts)";
+    img.replaceWith(tile);
+  }, { once: true });
+  img.src = src;
+  return img;
+}
+
 /** A short note in place of a chart (no data yet, unknown algorithm, ...). */
 export function emptyNote(text) {
   return htmlEl("div", "dsv-empty", text);

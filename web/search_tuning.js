@@ -162,6 +162,10 @@ export class ControlsView {
         onPreview(name, Number(slider.value));
       });
       slider.addEventListener("change", () => commit(Number(slider.value)));
+      // Released without a change (no `change` event): the row is free again.
+      const released = () => { if (row.dragging) { row.dragging = false; row.active = document.activeElement === number; } };
+      slider.addEventListener("pointerup", released);
+      slider.addEventListener("lostpointercapture", released);
       number.addEventListener("focus", () => { row.active = true; });
       number.addEventListener("blur", () => { row.active = row.dragging; });
       number.addEventListener("input", () => { if (number.value !== "" && Number.isFinite(Number(number.value))) onPreview(name, Number(number.value)); });
