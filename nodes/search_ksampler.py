@@ -86,7 +86,8 @@ def run_search(model, seed, steps, cfg, scheduler, positive, negative, latent_im
     latents = _latent_samples(latent_image)
     outcome = SearchOutcome()
     sampler = make_search_sampler(plan, outcome)
-    check_search_inputs(model.model, latents, plan.scoring.vae)  # before any sampling work
+    # before any sampling work, after any fix of empty latents (comfy.sample.fix_empty_latent_channels)
+    check_search_inputs(model.model, latents, plan.scoring.vae)
     sigmas = compat.calculate_sigmas(model, scheduler, int(steps), float(denoise))
     noise = compat.prepare_noise(latents, int(seed), latent_image.get("batch_index"))
     if callback is None:
