@@ -133,6 +133,7 @@ class ScoringResidency:
         self.unet_patcher = unet_patcher
         self.offloaded = 0     # times the VAE/verifiers were sent away to give the denoiser room
         self._loaded_once = False
+        self._warned = False
         # Only verifiers the user put on the compute device travel; one left on the CPU stays there.
         self._travel = [v for v in self.verifiers if _same_device(getattr(v, "device", None), self.device)]
         self._home = {id(v): v.device for v in self._travel}
@@ -151,14 +152,21 @@ class ScoringResidency:
                 mm.load_models_gpu([self.vae.patcher])
                 self._loaded_once = True
             return
+        vae_loaded = _loaded_entry(self.vae.patcher) is not None
         need = sum(_module_bytes(v) for v in self._travel if not _same_device(v.device, self.device))
-        if _loaded_entry(self.vae.patcher) is None:
+        if not vae_loaded:
             need += float(self.vae.patcher.model_size())
         if need > 0:
             # Make room among the other models (text encoders, ...) first, never by unloading the UNet.
-            mm.free_memory(need * 1.2 + mm.minimum_inference_memory(), self.device,
-                           keep_loaded=self._keep(self.unet_patcher, self.vae.patcher))
-        mm.load_models_gpu([p for p in (self.unet_patcher, self.vae.patcher) if p is not None])
+            want = need * 1.2 + mm.minimum_inference_memory()
+            mm.free_memory(want, self.device, keep_loaded=self._keep(self.unet_patcher, self.vae.patcher))
+            if mm.get_free_memory(self.device) < want and not self._warned:
+                self._warned = True
+                log.warning("search: the VAE and verifier do not fit beside the UNet; ComfyUI may offload part of "
+                            "the UNet to load them (slower). A TAESD VAE or a smaller verifier avoids it.")
+        if not vae_loaded:
+            # Asked only when the VAE is not loaded: each call may make ComfyUI free memory among loaded models.
+            mm.load_models_gpu([p for p in (self.unet_patcher, self.vae.patcher) if p is not None])
         for verifier in self._travel:
             if not _same_device(verifier.device, self.device):
                 move_verifier(verifier, self._home[id(verifier)])
