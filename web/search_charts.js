@@ -167,7 +167,7 @@ export function localChart(run, item, comparison = null, ctx = {}) {
     return { text: `step ${step} · mean reward ${formatNumber(mean(lvl.before))} → ${formatNumber(mean(lvl.after))} after Langevin` };
   });
   frame.svg.setAttribute("data-levels", levels.length);
-  const entries = [{ label: "before Langevin", color: "#ccc", hollow: true }, { label: "after", color: "#ccc" }, { label: "mean after", color: "#eee", dash: true },
+  const entries = [{ label: "before Langevin", color: "#ccc", hollow: true }, { label: "after", color: "#ccc", dot: true }, { label: "mean after", color: "#eee", dash: true },
     ...(cmpLevels.length ? [{ label: `mean after, ${comparison.source === "live" ? "previous run" : comparison.source}`, color: "#9aa", dash: true }] : [])];
   return withLegend(frame.svg, entries, "local");
 }

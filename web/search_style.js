@@ -37,6 +37,7 @@ export const PANEL_CSS = `
 .dsv-legend-item { display: inline-flex; align-items: center; gap: 4px; white-space: nowrap; }
 .dsv-swatch { width: 14px; height: 4px; background: var(--c); border-radius: 2px; display: inline-block; }
 .dsv-swatch-dash { background: repeating-linear-gradient(90deg, var(--c) 0 4px, transparent 4px 7px); }
+.dsv-swatch-dot { width: 9px; height: 9px; border-radius: 50%; }
 .dsv-swatch-hollow { width: 9px; height: 9px; border-radius: 50%; background: none; border: 2px solid var(--c); }
 .dsv-budget-note { color: #f99; font-size: 12px; padding: 2px 4px; }
 .dsv-result { background: #20242b; border-bottom: 1px solid #333; padding-bottom: 8px; }

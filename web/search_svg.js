@@ -118,13 +118,13 @@ export function chartFrame({ title, xDomain, yDomain, width = layout.width, heig
   return { svg, plot, x, y, invertY, invertX, width, height, margin, iw, ih, xDomain: [x0, x1], yDomain: [y0, y1] };
 }
 
-/** A legend under a chart: [{label, color, dash, hollow, title}] as swatches with text (HTML, wraps). */
+/** A legend under a chart: [{label, color, dash, hollow, dot, title}] as swatches with text (HTML, wraps). */
 export function legend(entries, kind = "") {
   const box = htmlEl("div", "dsv-legend");
   if (kind) box.dataset.legend = kind;
   for (const e of entries) {
     const item = htmlEl("span", "dsv-legend-item");
-    const sw = htmlEl("span", `dsv-swatch${e.dash ? " dsv-swatch-dash" : ""}${e.hollow ? " dsv-swatch-hollow" : ""}`);
+    const sw = htmlEl("span", `dsv-swatch${e.dash ? " dsv-swatch-dash" : ""}${e.hollow ? " dsv-swatch-hollow" : ""}${e.dot ? " dsv-swatch-dot" : ""}`);
     sw.style.setProperty("--c", e.color);
     item.append(sw, document.createTextNode(e.label));
     if (e.title) item.title = e.title;
