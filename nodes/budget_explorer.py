@@ -95,7 +95,8 @@ class DiffusionSearchBudgetExplorer:
         return {"required": required, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, cfg=None, denoise=None, lam=None, delta=None, presets=None, budgets=None):
+    def VALIDATE_INPUTS(cls, cfg=None, denoise=None, lam=None, delta=None, presets=None, budgets=None,
+                        temporal_weight=None):
         try:  # linked inputs arrive as None here: explore() checks them again when it runs
             if presets is not None:
                 parse_presets(presets)
@@ -103,7 +104,8 @@ class DiffusionSearchBudgetExplorer:
                 parse_budgets(budgets)
         except ValueError as error:
             return str(error)
-        return widgets.validate_floats(cls, cfg=cfg, denoise=denoise, lam=lam, delta=delta)
+        return widgets.validate_floats(cls, cfg=cfg, denoise=denoise, lam=lam, delta=delta,
+                                       temporal_weight=temporal_weight)
 
     def explore(self, model, positive, negative, latent_image, vae, verifier, prompt, presets, budgets, seed, seeds,
                 steps, cfg, scheduler, denoise, lam, resampling_steps, delta, backtrack_steps, score_size, chunk_size,

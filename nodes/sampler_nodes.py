@@ -36,8 +36,8 @@ class DiffusionSearchBFSSampler:
         return {"required": required, "optional": optional, "hidden": HIDDEN}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, lam=None, ess_threshold=None):
-        return widgets.validate_floats(cls, lam=lam, ess_threshold=ess_threshold)
+    def VALIDATE_INPUTS(cls, lam=None, ess_threshold=None, temporal_weight=None):
+        return widgets.validate_floats(cls, lam=lam, ess_threshold=ess_threshold, temporal_weight=temporal_weight)
 
     def build(self, vae, verifier, prompt, preset, particles, lam, resampling_steps, ess_threshold, temperature,
               scoring, resampling, score_size, chunk_size, select_verifier=None, local_search=None, unique_id=None,
@@ -67,8 +67,8 @@ class DiffusionSearchDFSSampler:
         return {"required": required, "optional": optional, "hidden": HIDDEN}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, delta=None):
-        return widgets.validate_floats(cls, delta=delta)
+    def VALIDATE_INPUTS(cls, delta=None, temporal_weight=None):
+        return widgets.validate_floats(cls, delta=delta, temporal_weight=temporal_weight)
 
     def build(self, vae, verifier, prompt, delta, delta_schedule, backtrack_steps, nfe_budget, max_backtracks,
               check_from, score_size, chunk_size, select_verifier=None, local_search=None, unique_id=None, **video):
@@ -119,6 +119,10 @@ class DiffusionSearchLocalSampler:
                                           "tooltip": "Independent particles; the selecting verifier picks one."}),
                     **widgets.scoring_options()}
         return {"required": required, "optional": widgets.optional_scoring_inputs(), "hidden": HIDDEN}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, temporal_weight=None):
+        return widgets.validate_floats(cls, temporal_weight=temporal_weight)
 
     def build(self, vae, verifier, prompt, local_search, particles, score_size, chunk_size, select_verifier=None,
               unique_id=None, **video):

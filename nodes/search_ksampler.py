@@ -61,8 +61,9 @@ class DiffusionSearchKSampler:
         return {"required": required, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, cfg=None, denoise=None, lam=None, delta=None):
-        return widgets.validate_floats(cls, cfg=cfg, denoise=denoise, lam=lam, delta=delta)
+    def VALIDATE_INPUTS(cls, cfg=None, denoise=None, lam=None, delta=None, temporal_weight=None):
+        return widgets.validate_floats(cls, cfg=cfg, denoise=denoise, lam=lam, delta=delta,
+                                       temporal_weight=temporal_weight)
 
     def sample(self, model, seed, steps, cfg, scheduler, positive, negative, latent_image, denoise, vae, verifier,
                prompt, search, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget, score_size,
