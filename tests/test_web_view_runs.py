@@ -128,7 +128,7 @@ def test_result_first_with_enlarge_hover_previews_and_escape(server, browser):
     browser.js("window.diffusionSearchView.panel.userHidden = false; window.diffusionSearchView.panel.show();")
 
 
-def test_two_search_nodes_picker_side_by_side_and_best_of_n_strip(server, browser):
+def test_two_search_nodes_picker_side_by_side_and_best_of_n_strip(server, browser, tmp_path):
     """One prompt with two search nodes (BFS and Best-of-N): both runs are in the picker, shown side by side; the
     Best-of-N run draws its final-reward strip instead of empty step charts."""
     prompt = search_prompt(TINY, "bfs", 3, 4, search_id="s1", seed=11)
@@ -148,12 +148,14 @@ def test_two_search_nodes_picker_side_by_side_and_best_of_n_strip(server, browse
     assert side["data-runs"] == "2"
     names = browser.js(f"return [...{ROOT}.querySelectorAll('.dsv-sbs-name')].map(e => e.textContent)")
     assert any(n.startswith("BFS") for n in names) and any(n.startswith("Best-of-N") for n in names)
+    (tmp_path / "side-by-side.png").write_bytes(browser.driver.find_element("id", "diffusion-search-view").screenshot_as_png)
     browser.js(f"const s = {ROOT}.querySelector('select.dsv-runs'); s.value = arguments[0];"
                "s.dispatchEvent(new Event('change')); window.diffusionSearchView.panel.draw();", f"{prompt_id}/s2")
     assert panel_text(browser, ".dsv-heading").startswith("Best-of-N")
     strip = panel_query(browser, "svg[data-chart=reward-strip]")[0]
     assert strip["data-particles"] == "3" and len(panel_query(browser, "circle.dsv-selected-dot")) == 1
     assert not panel_query(browser, "svg[data-chart=bfs-scores]") and not panel_query(browser, "svg.dsv-tree")
+    (tmp_path / "best-of-n.png").write_bytes(browser.driver.find_element("id", "diffusion-search-view").screenshot_as_png)
 
 
 def test_previous_run_is_compared_and_runs_survive_a_reload(browser):

@@ -58,7 +58,8 @@ export function clearSavedRuns(storage = globalThis.localStorage) {
   try { storage && storage.removeItem(STORAGE_KEY); } catch { /* nothing kept */ }
 }
 
-const show = (v) => (v === null || v === undefined ? "–" : typeof v === "number" ? formatNumber(v) : Array.isArray(v) ? v.join(",") : String(v));
+const show = (v) => (v === null || v === undefined ? "–" : typeof v === "number" ? formatNumber(v)
+  : Array.isArray(v) ? (v.length ? v.join(",") : "none") : String(v));
 
 /** The settings a run used, from its start event: [[label, value]] in reading order (absent ones left out). */
 export function runSettings(run) {
@@ -68,7 +69,10 @@ export function runSettings(run) {
   add("search", run.presetName);
   if (run.algorithm !== "dfs") add("particles", run.nParticles);
   add("steps", run.nSteps);
-  if (run.algorithm === "bfs") {
+  if (run.algorithm === "bfs" && c.resampling === "none") {
+    add("resampling", "none");   // Best-of-N: λ, temperature and scoring play no part
+    add("final pick", c.final_pick);
+  } else if (run.algorithm === "bfs") {
     add("λ", c.lam);
     add("temperature", c.temperature);
     add("scoring", c.scoring);
