@@ -44,3 +44,13 @@ def test_top_level_import_is_light_and_needs_no_comfyui(tmp_path):
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["heavy"] == []
     assert report["web"] == "./web" and "DiffusionSearchBFSSampler" in report["nodes"]
+
+
+
+def test_checkout_folder_with_a_hyphen_still_collects():
+    """The README clones into "comfyui-diffusion-search"; pytest then imports the root __init__.py as a bare module."""
+    code = ("import importlib, sys; sys.path.insert(0, sys.argv[1]); m = importlib.import_module('__init__'); "
+            "print(len(m.NODE_CLASS_MAPPINGS), m.WEB_DIRECTORY)")
+    out = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "./web"]
