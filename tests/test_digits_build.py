@@ -107,9 +107,21 @@ def test_vae_round_trip_through_comfyui(digits_models):
 def test_committed_world_generates_digits_the_judge_recognises(digits_models):
     import comfy.sd
 
-    load = getattr(comfy.sd, "load_diffusion_model", None) or comfy.sd.load_unet
-    patcher = load(str(WEIGHTS_DIR / MANIFEST["unet"]["file"]))
+    from safetensors.torch import load_file
+
+    from benchmarks.digits.unet import DigitsUNet
+
+    path = str(WEIGHTS_DIR / MANIFEST["unet"]["file"])
+    patcher = (getattr(comfy.sd, "load_diffusion_model", None) or comfy.sd.load_unet)(path)
     assert type(patcher.model.model_config).__name__ == "SD15"
+    ours = DigitsUNet()
+    ours.load_state_dict({k: v.float() for k, v in load_file(path).items()})
+    g = torch.Generator().manual_seed(0)
+    x, context = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 768, generator=g)
+    t = torch.tensor([20.0, 700.0])
+    with torch.no_grad():   # ComfyUI computes the function the build trained
+        theirs = patcher.model.diffusion_model.float()(x, t, context=context)
+        assert torch.allclose(ours.eval()(x, t, context), theirs, atol=1e-4, rtol=1e-4)
 
     judge, correct = _judge(), []
     for digit in range(10):
@@ -133,3 +145,24 @@ def test_committed_world_generates_digits_the_judge_recognises(digits_models):
             correct.append((judge(images) == digit).float())
     per_class = torch.stack(correct).mean(1)
     assert per_class.mean() >= 0.7 and (per_class > 0).sum() >= 8, per_class.tolist()
+
+
+def test_digits_conditioning_reads_the_digit_from_the_prompt(comfy, caplog):
+    import sys
+
+    node_module = sys.modules[f"{comfy.pack.__name__}.nodes.digits_conditioning"]
+    NULL_ROW, class_embedding, digit_in_prompt = (node_module.NULL_ROW, node_module.class_embedding,
+                                                  node_module.digit_in_prompt)
+
+    assert digit_in_prompt("a handwritten 7") == 7
+    assert digit_in_prompt("A handwritten Three, please") == 3
+    assert digit_in_prompt("digit 0") == 0
+    assert digit_in_prompt("someone") is None and digit_in_prompt("x10") is None and digit_in_prompt("") is None
+    from safetensors.torch import load_file
+
+    table = load_file(str(WEIGHTS_DIR / MANIFEST["embeddings"]["file"]))["embeddings"].float()
+    assert torch.equal(class_embedding("a handwritten 7")[0], table[7])
+    assert torch.equal(class_embedding("")[0], table[NULL_ROW]) and not caplog.records
+    with caplog.at_level("WARNING"):
+        assert torch.equal(class_embedding("a cat")[0], table[NULL_ROW])
+    assert "no digit" in caplog.text

@@ -25,6 +25,10 @@ VAE_FILE = "digits_taesd_vae.safetensors"
 EMBEDDINGS_FILE = "digits_embeddings.safetensors"
 LABELS_FILE = "digits_labels.txt"
 LABELS = [str(d) for d in range(10)]
+# SD1.5 detection fixes the UNet at 13.6 M parameters (27.3 MB in fp16); storing its largest matrix, the time
+# embedding's 1280 x 1280 second layer, in float8 keeps all files under 30 MB. Measured: the judge's accuracy on
+# samples is unchanged (check stage, both CFG scales); ComfyUI upcasts it on load like any fp16 weight.
+FLOAT8_UNET_KEYS = ("time_embed.2.weight",)
 
 log = logging.getLogger("digits.build")
 
@@ -62,13 +66,15 @@ def build_denoiser(out: Path, split, cfg: DenoiserConfig, checkpoint: Path | Non
             torch.save({"step": step, "model": ema.state_dict()}, checkpoint)
 
     result = train_denoiser(grey, labels, cfg, progress=save_checkpoint)
-    unet_sd = {k: v.detach().to(torch.float16) for k, v in result.unet.state_dict().items()}
+    unet_sd = {k: v.detach().to(torch.float8_e4m3fn if k in FLOAT8_UNET_KEYS else torch.float16)
+               for k, v in result.unet.state_dict().items()}
     _save(unet_sd, out / UNET_FILE, {"format": "sd15-unet", "trained_on": "sklearn digits, train split"})
     _save({"embeddings": result.embeddings.to(torch.float16)}, out / EMBEDDINGS_FILE,
           {"labels": ",".join(LABELS), "null_index": str(NULL_CLASS)})
     (out / LABELS_FILE).write_text("\n".join(LABELS) + "\n")
     return {
-        "unet": {"file": UNET_FILE, "loader": "UNETLoader", "detected_as": "SD15", "dtype": "float16",
+        "unet": {"file": UNET_FILE, "loader": "UNETLoader", "detected_as": "SD15",
+                 "dtype": "float16, except %s in float8_e4m3fn" % ", ".join(FLOAT8_UNET_KEYS),
                  "parameters": sum(v.numel() for v in unet_sd.values()), "made": "trained",
                  "prediction": "epsilon", "schedule": "SD1.5 discrete (scaled_linear 0.00085..0.012, 1000 steps)"},
         "embeddings": {"file": EMBEDDINGS_FILE, "shape": list(result.embeddings.shape), "tokens": TOKENS,
@@ -77,6 +83,12 @@ def build_denoiser(out: Path, split, cfg: DenoiserConfig, checkpoint: Path | Non
                               "bf16_autocast": cfg.bf16, "threads": cfg.threads, "seconds": round(result.seconds, 1),
                               "loss_curve": [[s, round(v, 5)] for s, v in result.losses]},
     }
+
+
+def _list_files(out: Path, manifest: dict):
+    files = sorted(p for p in out.iterdir() if p.is_file() and p.name != MANIFEST)
+    manifest["files"] = {p.name: p.stat().st_size for p in files}
+    manifest["total_bytes"] = sum(manifest["files"].values())
 
 
 def main(argv=None) -> int:
@@ -125,7 +137,7 @@ def main(argv=None) -> int:
         manifest["classifiers"] = build_classifiers(args.out, split, seed=args.seed, threads=args.threads)
         times["classifiers"] = round(time.time() - t0, 1)
     times["total"] = round(sum(v for k, v in times.items() if k not in ("total", "check")), 1)
-    manifest["files"] = sorted(p.name for p in args.out.iterdir() if p.is_file() and p.name != MANIFEST)
+    _list_files(args.out, manifest)
     write_manifest(args.out, manifest)
     if args.stage in ("all", "check"):   # not part of the build time: it only measures what was built
         from benchmarks.digits.check import check_samples
@@ -133,7 +145,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         manifest["generated_check"] = check_samples(args.out, seed=args.seed, grid=args.grid)
         times["check"] = round(time.time() - t0, 1)
-    manifest["files"] = sorted(p.name for p in args.out.iterdir() if p.is_file() and p.name != MANIFEST)
+    _list_files(args.out, manifest)
     write_manifest(args.out, manifest)
     log.info("wrote %s (build seconds: %s)", args.out / MANIFEST, times)
     return 0

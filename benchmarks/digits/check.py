@@ -38,10 +38,11 @@ def log_probs(classifier, images: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(model((images - m) / s).float(), dim=1)
 
 
-def save_grid(images: torch.Tensor, rows: int, path: Path):
-    """(N, 3, H, W) in [0, 1] -> a PNG with `rows` rows."""
+def save_grid(images: torch.Tensor, rows: int, path: Path, gap: int = 4):
+    """(N, 3, H, W) in [0, 1] -> a PNG with `rows` rows, cells parted by dark grey lines (digits touch their edges)."""
     from PIL import Image
 
+    images = torch.nn.functional.pad(images, (0, gap, 0, gap), value=0.3)
     n, c, h, w = images.shape
     cols = n // rows
     grid = images[: rows * cols].reshape(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
