@@ -41,6 +41,8 @@ def _safetensors_problem(path: Path, size: int) -> str:
             header = json.loads(handle.read(length))
         except ValueError:
             return "it is not a safetensors file (its header is not JSON)"
+    if not isinstance(header, dict):
+        return "it is not a safetensors file (its header is no JSON object)"
     ends = [entry["data_offsets"][1] for key, entry in header.items()
             if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
     needed = 8 + length + max(ends, default=0)
