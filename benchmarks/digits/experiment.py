@@ -1,0 +1,215 @@
+"""The paper's class-conditional experiment on the digits world, through the real nodes in an in-process ComfyUI.
+
+    python -m benchmarks.digits run [--quick] [--json PATH] [--plot PATH] [--cfg 1.0 3.0] [--particles 2 4 8]
+                                    [--seeds 20] [--steps 10] [--methods ...] [--threads 2]
+
+Every class (prompt "a handwritten <digit>") x `--seeds` latents (one latent batch per node run, one noise seed per
+class, the same for every method) x N x method x CFG runs as SamplerCustom + a search SAMPLER node (or ComfyUI's
+euler_ancestral for plain sampling), VAEDecode, and a capture of the images. The guide classifier searches; the dual
+verifiers select with a third verifier; the held-out judge only scores the captured images here, in Python, and never
+enters a graph. Printed and written: the judge's accuracy on the requested digit and its mean log-probability, the
+guide's reward (its log-probability), diversity within a class (mean pairwise RMS distance of the images), NFE and
+verifier-gradient evaluations per latent, seconds per latent; a reward-vs-NFE plot (PNG) and `--json PATH`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.digits.graphs import WEIGHTS_DIR, World, read_world, tiny_world
+from benchmarks.digits.methods import METHODS, Method, Settings, search_graph
+
+EVENT = "diffusion_search.event"
+QUICK = dict(seeds=2, particles=[4], cfg=[1.0])
+FULL = dict(seeds=20, particles=[2, 4, 8], cfg=[1.0, 3.0])
+log = logging.getLogger("digits.experiment")
+
+
+def boot(world: World, base: Path):
+    from benchmarks.comfy_runtime import ComfyRuntime
+    return ComfyRuntime.boot(base, extra_model_folders=world.model_folders())
+
+
+def _final_event(runtime) -> dict:
+    finals = [d for name, d in runtime.events if name == EVENT and d.get("type") == "final"]
+    return finals[-1] if finals else {}
+
+
+def run_one(runtime, world: World, method: Method, n: int, settings: Settings, label: str, seeds: int, cfg: float,
+            seed: int) -> dict:
+    """One node run: `seeds` latents of class `label`; returns the images, NFE and seconds."""
+    key = f"{method.name}-{n}-{label}-{cfg}"
+    graph = search_graph(world, method, n, settings, label, seeds, cfg, seed, key)
+    assert world.judge.weights not in json.dumps(graph), "the judge must never enter a search graph"
+    runtime.events.clear()
+    started = time.perf_counter()
+    runtime.run(graph)
+    seconds = time.perf_counter() - started
+    final = _final_event(runtime)
+    images = runtime.captured.pop(key)
+    per_item = final.get("nfe_per_item") or [settings.steps] * seeds
+    return {"images": images.float().cpu(), "seconds": seconds, "nfe": per_item,
+            "grad_evals": (final.get("grad_evals") or 0) / seeds}
+
+
+def pairwise_rms(images: torch.Tensor) -> float:
+    """Mean pairwise RMS pixel distance between the images of one class (0 = all the same)."""
+    flat = images.reshape(images.shape[0], -1).double()
+    if flat.shape[0] < 2:
+        return 0.0
+    return float(torch.pdist(flat).mean() / flat.shape[1] ** 0.5)
+
+
+def score_class(images: torch.Tensor, index: int, guide, judge) -> dict:
+    judge_lp = judge.predict(images)
+    guide_lp = guide.predict(images)
+    return {"judge_acc": float((judge_lp.argmax(1) == index).float().mean()),
+            "judge_logp": float(judge_lp[:, index].mean()),
+            "guide_acc": float((guide_lp.argmax(1) == index).float().mean()),
+            "guide_reward": float(guide_lp[:, index].mean()),
+            "diversity": pairwise_rms(images)}
+
+
+def run_grid(world: World, runtime, settings: Settings, methods: list[str], particles: list[int], cfgs: list[float],
+             seeds: int, base_seed: int = 0) -> list[dict]:
+    """Every (CFG, N, method) over every class; one row of figures each."""
+    guide, judge = world.guide.load(world.folder_for("classifiers")), world.judge.load(world.folder_for("classifiers"))
+    rows, total = [], len(cfgs) * len(particles) * len(methods)
+    started = time.perf_counter()
+    for cfg in cfgs:
+        for n in particles:
+            for name in methods:
+                method = METHODS[name]
+                if method.kind == "plain" and n != particles[0]:
+                    continue   # plain sampling does not depend on N: run it once per CFG
+                per_class, seconds, nfe, grads = [], 0.0, [], 0.0
+                for index, label in enumerate(world.labels):
+                    out = run_one(runtime, world, method, n, settings, label, seeds, cfg, base_seed + index)
+                    figures = score_class(out["images"], index, guide, judge)
+                    figures.update(label=label, nfe=sum(out["nfe"]) / seeds)
+                    per_class.append(figures)
+                    seconds += out["seconds"]
+                    nfe += out["nfe"]
+                    grads += out["grad_evals"]
+                row = {"cfg": cfg, "n": 1 if method.kind == "plain" else n, "method": name, "label": method.label,
+                       "particles": method.particles(n, settings), "budget": method.budget(n, settings),
+                       "nfe": sum(nfe) / len(nfe), "grad_evals": grads / len(world.labels),
+                       "seconds_per_latent": seconds / (seeds * len(world.labels)),
+                       **{k: sum(c[k] for c in per_class) / len(per_class)
+                          for k in ("judge_acc", "judge_logp", "guide_acc", "guide_reward", "diversity")},
+                       "per_class": per_class}
+                rows.append(row)
+                done = len(rows)
+                log.info("[%d/~%d, %.0f s] cfg %g N %d %-15s judge acc %.3f  judge logp %.3f  guide %.3f  NFE %.1f",
+                         done, total, time.perf_counter() - started, cfg, row["n"], name, row["judge_acc"],
+                         row["judge_logp"], row["guide_reward"], row["nfe"])
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown table of the rows (one line per CFG, N, method)."""
+    head = ("| CFG | N | method | judge acc | judge log p | guide log p | guide acc | diversity | NFE | grad evals "
+            "| s / latent |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        lines.append(f"| {r['cfg']:g} | {r['n']} | {r['label']} | {r['judge_acc']:.3f} | {r['judge_logp']:.3f} | "
+                     f"{r['guide_reward']:.3f} | {r['guide_acc']:.3f} | {r['diversity']:.4f} | {r['nfe']:.1f} | "
+                     f"{r['grad_evals']:.1f} | {r['seconds_per_latent']:.2f} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Guide reward and judge accuracy against NFE per latent, one line per method, one row of panels per CFG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfgs = sorted({r["cfg"] for r in rows})
+    fig, axes = plt.subplots(len(cfgs), 2, figsize=(11, 4.2 * len(cfgs)), squeeze=False)
+    for row_axes, cfg in zip(axes, cfgs):
+        for name in dict.fromkeys(r["method"] for r in rows):
+            points = sorted((r["nfe"], r["guide_reward"], r["judge_acc"], r["label"]) for r in rows
+                            if r["cfg"] == cfg and r["method"] == name)
+            if not points:
+                continue
+            style = dict(marker="o", label=points[0][3], linestyle="-" if len(points) > 1 else "none")
+            row_axes[0].plot([p[0] for p in points], [p[1] for p in points], **style)
+            row_axes[1].plot([p[0] for p in points], [p[2] for p in points], **style)
+        for ax, what in zip(row_axes, ("guide reward: mean log p_guide(digit)", "judge accuracy on the requested digit")):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("NFE per latent")
+            ax.set_title(f"{what}, CFG {cfg:g}", fontsize=10)
+            ax.grid(alpha=0.3)
+    axes[0][1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.digits run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 4, CFG 1, 2 latents per class (about 5 minutes)")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument("--plot", type=Path, default=None, help="reward-vs-NFE PNG (default: beside --json, or "
+                                                                 "digits_scaling.png in the working folder)")
+    parser.add_argument("--seeds", type=int, default=None, help="latents per class (default 20; quick 2)")
+    parser.add_argument("--particles", type=int, nargs="+", default=None, help="N values (default 2 4 8)")
+    parser.add_argument("--cfg", type=float, nargs="+", default=None, help="CFG scales (default 1.0 3.0)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--steps", type=int, default=Settings.steps)
+    parser.add_argument("--lam", type=float, default=Settings.lam)
+    parser.add_argument("--delta", type=float, default=Settings.delta)
+    parser.add_argument("--mu", type=float, default=Settings.mu)
+    parser.add_argument("--world", type=Path, default=WEIGHTS_DIR, help="folder with world.json (default: shipped)")
+    parser.add_argument("--tiny", action="store_true", help="a random tiny stand-in world (tests; images are noise)")
+    parser.add_argument("--classes", type=int, default=None, help="only the first K classes (tests)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log.setLevel(logging.INFO)
+    torch.set_num_threads(args.threads)
+    grid = dict(QUICK if args.quick else FULL)
+    for key in ("seeds", "particles", "cfg"):
+        if getattr(args, key) is not None:
+            grid[key] = getattr(args, key)
+    settings = Settings(steps=args.steps, lam=args.lam, delta=args.delta, mu=args.mu)
+
+    base = Path(tempfile.mkdtemp(prefix="digits_experiment_"))
+    world = tiny_world(base / "world") if args.tiny else read_world(args.world)
+    if args.classes:
+        world.labels = world.labels[:args.classes]
+    runtime = boot(world, base / "comfyui")
+    started = time.perf_counter()
+    rows = run_grid(world, runtime, settings, args.methods, grid["particles"], grid["cfg"], grid["seeds"])
+    seconds = time.perf_counter() - started
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({args.threads} threads)"
+    print(f"\nDigits world ({world.name}), ComfyUI {'modern' if runtime.modern else '2024'}, {device}: "
+          f"{len(world.labels)} classes x {grid['seeds']} latents, T = {settings.steps} steps, {seconds:.0f} s")
+    print(table(rows))
+    plot_path = args.plot or (args.json.with_suffix(".png") if args.json else Path("digits_scaling.png"))
+    plot(rows, plot_path)
+    print(f"plot: {plot_path}")
+    if args.json:
+        doc = {"command": "python -m benchmarks.digits run " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "world": world.name, "comfyui": "modern" if runtime.modern else "2024", "device": device,
+               "seconds": round(seconds, 1), "grid": grid, "classes": world.labels, "settings": settings.to_dict(),
+               "judge": world.judge.weights, "guide": world.guide.weights,
+               "select": world.select.weights if world.select else None, "rows": rows}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=1))
+        print(f"json: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The digits world as ComfyUI graph pieces (API format) for the in-process harness: loaders, conditioning, the guide
+and selecting classifiers, every search method of the experiment, decode and capture. The judge never enters a graph:
+`Judge` scores the captured images in Python.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MANIFEST = "world.json"
+CONDITIONING_NODE = "DiffusionSearchDigitsConditioning"
+PROMPT_TEMPLATE = "a handwritten {}"
+
+
+@dataclass
+class Classifier:
+    """One classifier of the world: files in the world's folder and how it looks at images."""
+
+    weights: str
+    labels: str
+    architecture: str
+    input_size: int = 0
+    normalisation: str = "auto"
+    role: str = "guide"
+
+    def loader_node(self, label: str = "from prompt", chunk_size: int = 256) -> dict:
+        return {"class_type": "DiffusionSearchVerifierClassifier", "inputs": {
+            "weights": self.weights, "labels": self.labels, "architecture": self.architecture, "label": label,
+            "input_size": int(self.input_size), "normalisation": self.normalisation, "device": "auto",
+            "dtype": "float32", "chunk_size": chunk_size}}
+
+    def load(self, folder: Path, device="cpu"):
+        import verifiers
+        return verifiers.load("classifier", folder, weights=self.weights, labels=self.labels,
+                              architecture=self.architecture, input_size=int(self.input_size),
+                              normalisation=self.normalisation, device=device, chunk_size=256)
+
+
+def _test_conditioning(text: str) -> dict:
+    import zlib
+    return {"class_type": "DiffusionSearchTestConditioning", "inputs": {"seed": zlib.crc32(text.encode()) % 2**31,
+                                                                         "text": text}}
+
+
+def _digits_conditioning(text: str) -> dict:
+    return {"class_type": CONDITIONING_NODE, "inputs": {"text": text}}
+
+
+@dataclass
+class World:
+    """Where a world's files are and which nodes load it (the digits world, or a tiny stand-in for tests)."""
+
+    folder: Path
+    unet: str
+    vae: str
+    labels: list[str]
+    guide: Classifier
+    judge: Classifier
+    select: Classifier | None = None
+    conditioning: Callable[[str], dict] = _digits_conditioning
+    name: str = "digits"
+    notes: dict = field(default_factory=dict)
+    folders: dict = field(default_factory=dict)   # kind -> folder, where files are not all in `folder`
+
+    def prompt(self, label: str) -> str:
+        return PROMPT_TEMPLATE.format(label)
+
+    def folder_for(self, kind: str) -> Path:
+        return Path(self.folders.get(kind, self.folder))
+
+    def model_folders(self) -> dict:
+        """ComfyUI model folders to register: the world's unet, vae and classifiers."""
+        return {kind: self.folder_for(kind) for kind in ("unet", "vae", "classifiers")}
+
+    def base_graph(self, prompt: str, batch: int, steps: int) -> dict:
+        """Loaders, conditioning (prompt / empty negative), an empty 64 px latent batch, the schedule, the guide."""
+        return {
+            "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": self.unet, "weight_dtype": "default"}},
+            "vae": {"class_type": "VAELoader", "inputs": {"vae_name": self.vae}},
+            "pos": self.conditioning(prompt),
+            "neg": self.conditioning(""),
+            "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": batch}},
+            "sched": {"class_type": "BasicScheduler", "inputs": {"model": ["unet", 0], "scheduler": "normal",
+                                                                 "steps": steps, "denoise": 1.0}},
+            "guide": self.guide.loader_node(),
+        }
+
+
+def read_world(folder: Path = WEIGHTS_DIR) -> World:
+    """The digits world from its manifest (`python -m benchmarks.digits build` writes both)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MANIFEST} in {folder}: build the world with `python -m benchmarks.digits build`")
+    manifest = json.loads(path.read_text())
+    classifiers = manifest.get("classifiers") or {}
+
+    def classifier(role: str) -> Classifier | None:
+        entry = classifiers.get(role)
+        if entry is None:
+            return None
+        return Classifier(weights=entry["file"], labels=entry.get("labels", manifest.get("labels_file", "")),
+                          architecture=entry["architecture"], input_size=int(entry.get("input_size", 0)),
+                          normalisation=entry.get("normalisation_choice", "auto"), role=role)
+
+    guide, judge = classifier("guide"), classifier("judge")
+    if guide is None or judge is None:
+        raise ValueError(f"{path} lists no guide and judge classifiers: rebuild the world")
+    labels_file = Path(folder) / guide.labels
+    labels = [line.strip() for line in labels_file.read_text().splitlines() if line.strip()]
+    return World(Path(folder), manifest["unet"]["file"], manifest["vae"]["file"], labels, guide, judge,
+                 select=classifier("select"), notes=manifest)
+
+
+def tiny_world(folder: Path, seed: int = 0) -> World:
+    """A stand-in with the world's shapes and formats: random tiny UNet and TAESD, test conditioning, two random
+    timm classifiers (labels 0-9). Its images are noise; it exercises the code paths, not the results."""
+    import timm
+    from safetensors.torch import save_file
+
+    from benchmarks.tiny_models import write_tiny_models
+
+    folder = Path(folder)
+    names = write_tiny_models(folder)
+    labels = [str(d) for d in range(10)]
+    (folder / "classifiers").mkdir(exist_ok=True)
+    (folder / "classifiers" / "labels.txt").write_text("\n".join(labels) + "\n")
+    classifiers = []
+    for index, role in enumerate(("guide", "judge", "select")):
+        torch.manual_seed(seed + index)  # timm initialises from the global generator
+        net = timm.create_model("test_resnet", pretrained=False, num_classes=10)
+        with torch.no_grad():
+            net.fc.weight.mul_(20.0)  # spread the logits so the rewards differ between images
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+                  str(folder / "classifiers" / f"tiny_{role}.safetensors"))
+        classifiers.append(Classifier(f"tiny_{role}.safetensors", "labels.txt", "test_resnet", 16 + 8 * index,
+                                      "inception", role))
+    return World(folder, names["unet"], names["vae"], labels, *classifiers, conditioning=_test_conditioning,
+                  name="tiny stand-in", folders={kind: folder / kind for kind in ("unet", "vae", "classifiers")})
