@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.digits.graphs import WEIGHTS_DIR, World, read_world, tiny_world
+from benchmarks.digits.graphs import SELECT_SIZE, WEIGHTS_DIR, World, read_world, tiny_world
 from benchmarks.digits.methods import METHODS, Method, Settings, search_graph
 
 EVENT = "diffusion_search.event"
@@ -33,9 +33,16 @@ FULL = dict(seeds=20, particles=[2, 4, 8], cfg=[1.0, 3.0])
 log = logging.getLogger("digits.experiment")
 
 
-def boot(world: World, base: Path):
+def boot(world: World, base: Path, bf16_unet: bool = False):
+    """The in-process ComfyUI with the world's model folders; `bf16_unet` is ComfyUI's own --bf16-unet option."""
     from benchmarks.comfy_runtime import ComfyRuntime
-    return ComfyRuntime.boot(base, extra_model_folders=world.model_folders())
+    runtime = ComfyRuntime.boot(base, extra_model_folders=world.model_folders())
+    for kind, folder in world.model_folders().items():   # a runtime booted earlier in this process (tests)
+        if str(folder) not in runtime.folder_paths.get_folder_paths(kind):
+            runtime.folder_paths.add_model_folder_path(kind, str(folder))
+    from comfy.cli_args import args
+    args.bf16_unet = bool(bf16_unet)
+    return runtime
 
 
 def _final_event(runtime) -> dict:
@@ -173,6 +180,10 @@ def main(argv=None) -> int:
     parser.add_argument("--tiny", action="store_true", help="a random tiny stand-in world (tests; images are noise)")
     parser.add_argument("--classes", type=int, default=None, help="only the first K classes (tests)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fp32-unet", action="store_true", help="run the UNet in float32 (default on CPU: "
+                        "ComfyUI's --bf16-unet, 3-4x faster on CPUs with bf16 matrix units)")
+    parser.add_argument("--select-size", type=int, default=SELECT_SIZE,
+                        help="input size of the guide when it selects in dual verifiers (no third classifier)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log.setLevel(logging.INFO)
@@ -184,14 +195,20 @@ def main(argv=None) -> int:
     settings = Settings(steps=args.steps, lam=args.lam, delta=args.delta, mu=args.mu)
 
     base = Path(tempfile.mkdtemp(prefix="digits_experiment_"))
-    world = tiny_world(base / "world") if args.tiny else read_world(args.world)
+    world = tiny_world(base / "world") if args.tiny else read_world(args.world, args.select_size)
     if args.classes:
         world.labels = world.labels[:args.classes]
-    runtime = boot(world, base / "comfyui")
+    bf16 = not args.fp32_unet and not torch.cuda.is_available()
+    runtime = boot(world, base / "comfyui", bf16_unet=bf16)
     started = time.perf_counter()
-    rows = run_grid(world, runtime, settings, args.methods, grid["particles"], grid["cfg"], grid["seeds"])
+    try:
+        rows = run_grid(world, runtime, settings, args.methods, grid["particles"], grid["cfg"], grid["seeds"])
+    finally:
+        from comfy.cli_args import args as comfy_args
+        comfy_args.bf16_unet = False   # the runtime lives on in this process (tests): leave ComfyUI as it was
     seconds = time.perf_counter() - started
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({args.threads} threads)"
+    device += ", UNet bf16" if bf16 else ""
     print(f"\nDigits world ({world.name}), ComfyUI {'modern' if runtime.modern else '2024'}, {device}: "
           f"{len(world.labels)} classes x {grid['seeds']} latents, T = {settings.steps} steps, {seconds:.0f} s")
     print(table(rows))
@@ -203,7 +220,8 @@ def main(argv=None) -> int:
                "world": world.name, "comfyui": "modern" if runtime.modern else "2024", "device": device,
                "seconds": round(seconds, 1), "grid": grid, "classes": world.labels, "settings": settings.to_dict(),
                "judge": world.judge.weights, "guide": world.guide.weights,
-               "select": world.select.weights if world.select else None, "rows": rows}
+               "select": f"{world.select.weights} at {world.select.input_size} px" if world.select else None,
+               "rows": rows}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=1))
         print(f"json: {args.json}")

@@ -15,6 +15,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = "world.json"
 CONDITIONING_NODE = "DiffusionSearchDigitsConditioning"
 PROMPT_TEMPLATE = "a handwritten {}"
+SELECT_SIZE = 32   # the guide seen at half size selects in dual verifiers when the world ships no third classifier
 
 
 @dataclass
@@ -91,29 +92,34 @@ class World:
         }
 
 
-def read_world(folder: Path = WEIGHTS_DIR) -> World:
-    """The digits world from its manifest (`python -m benchmarks.digits build` writes both)."""
+def read_world(folder: Path = WEIGHTS_DIR, select_size: int = SELECT_SIZE) -> World:
+    """The digits world from its manifest (`python -m benchmarks.digits build` writes both). The selecting verifier
+    of dual verifiers is a third classifier if the world ships one ("select"), else the guide at another input size
+    (a low-pass view of the same digits): never the judge."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"no {MANIFEST} in {folder}: build the world with `python -m benchmarks.digits build`")
     manifest = json.loads(path.read_text())
     classifiers = manifest.get("classifiers") or {}
+    labels_file = manifest.get("labels_file", "digits_labels.txt")
 
     def classifier(role: str) -> Classifier | None:
         entry = classifiers.get(role)
         if entry is None:
             return None
-        return Classifier(weights=entry["file"], labels=entry.get("labels", manifest.get("labels_file", "")),
-                          architecture=entry["architecture"], input_size=int(entry.get("input_size", 0)),
-                          normalisation=entry.get("normalisation_choice", "auto"), role=role)
+        size = entry.get("input_size", 0)
+        return Classifier(weights=entry["file"], labels=entry.get("labels", labels_file),
+                          architecture=entry.get("arch") or entry["architecture"],
+                          input_size=int(size[-1] if isinstance(size, (list, tuple)) else size), role=role)
 
     guide, judge = classifier("guide"), classifier("judge")
     if guide is None or judge is None:
         raise ValueError(f"{path} lists no guide and judge classifiers: rebuild the world")
-    labels_file = Path(folder) / guide.labels
-    labels = [line.strip() for line in labels_file.read_text().splitlines() if line.strip()]
+    select = classifier("select") or Classifier(guide.weights, guide.labels, guide.architecture, select_size,
+                                                guide.normalisation, role="select")
+    labels = [line.strip() for line in (Path(folder) / labels_file).read_text().splitlines() if line.strip()]
     return World(Path(folder), manifest["unet"]["file"], manifest["vae"]["file"], labels, guide, judge,
-                 select=classifier("select"), notes=manifest)
+                 select=select, notes={k: manifest.get(k) for k in ("world", "seed", "split")})
 
 
 def tiny_world(folder: Path, seed: int = 0) -> World:

@@ -1,0 +1,50 @@
+"""The digits experiment's machinery on a tiny random stand-in world: equal NFE, the judge outside the graphs, the
+figures and the files. (Its results on the real world are in docs/digits.md; nothing here checks them.)"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from benchmarks.digits import experiment
+from benchmarks.digits.methods import METHODS, Settings
+
+pytest.importorskip("timm")
+
+
+def test_pairwise_rms_is_the_mean_rms_distance():
+    images = torch.rand(4, 8, 8, 3, generator=torch.Generator().manual_seed(0))
+    flat = images.reshape(4, -1).double()
+    pairs = [((flat[i] - flat[j]) ** 2).mean().sqrt() for i in range(4) for j in range(i + 1, 4)]
+    assert experiment.pairwise_rms(images) == pytest.approx(float(sum(pairs) / len(pairs)))
+    assert experiment.pairwise_rms(images[:1]) == 0.0
+
+
+@pytest.mark.parametrize("name, n, particles, budget", [
+    ("bfs", 4, 4, 40), ("local", 4, 2, 40), ("local_guidance", 4, 4, 40), ("bfs_local", 8, 4, 80),
+    ("dfs", 8, 1, 80), ("plain", 8, 1, 10), ("local", 2, 1, 20)])
+def test_methods_spend_equal_nfe(name, n, particles, budget):
+    method, settings = METHODS[name], Settings(steps=10, recur_steps=1)
+    assert method.particles(n, settings) == particles and method.budget(n, settings) == budget
+
+
+def test_experiment_runs_through_the_real_nodes(comfy, tmp_path):
+    out = tmp_path / "digits.json"
+    code = experiment.main(["--tiny", "--classes", "2", "--seeds", "2", "--particles", "2", "--cfg", "2.0",
+                            "--steps", "3", "--methods", "plain", "bfs", "dfs", "local", "dual", "--threads", "1",
+                            "--fp32-unet", "--json", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["judge"] != doc["guide"] and not doc["select"].startswith(doc["judge"])
+    rows = {(r["cfg"], r["method"]): r for r in doc["rows"]}
+    assert len(rows) == 5
+    for (cfg, name), row in rows.items():
+        assert len(row["per_class"]) == 2 and 0 <= row["judge_acc"] <= 1 and row["judge_logp"] <= 0
+        assert row["guide_reward"] <= 0 and row["diversity"] > 0 and row["seconds_per_latent"] > 0
+        if name == "dfs":
+            assert 3 <= row["nfe"] <= row["budget"]
+        else:
+            assert row["nfe"] == pytest.approx(row["budget"]), (cfg, name)
+    assert rows[(2.0, "local")]["grad_evals"] > 0 and rows[(2.0, "bfs")]["grad_evals"] == 0
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
