@@ -1,11 +1,13 @@
 """The main job on an embedded default: run an example workflow of this pack headless through real ComfyUI.
 
-    ./run demo [--workflow example_workflows/NAME.json] [--out demo_output] [--steps N] [--size 64]
+    ./run demo [--digits 7 3 0 8] [--seeds 4] [--steps N] [--quick] [--out demo_output]
 
-No model can be downloaded here, so the workflow's checkpoint is swapped for a tiny random-weight SD1.5-layout UNet
-and TAESD VAE built on the spot, and each CLIPTextEncode for seeded random conditioning (the tiny model has no text
-encoder). Everything else (the search nodes, the verifier, SamplerCustom, VAEDecode, SaveImage) runs as written.
-The images are noise-like: the model is untrained. The search itself is real: the report shows its rewards rising.
+The workflow (example_workflows/bfs_search.json) runs in the digits world (benchmarks/digits): the digits UNet
+(UNETLoader), its Digits Conditioning node and its VAE (VAELoader) stand in for SD1.5's checkpoint and text encoder,
+and the world's guide classifier for the workflow's verifier; nothing else in the graph changes. Each digit is
+generated twice at the same seeds, by the workflow as written (BFS) and with its sampler swapped for plain
+euler_ancestral. The demo writes a PNG grid of both, search_report.json, and prints the verdict of the world's
+held-out judge classifier (which no search ever sees) on every image.
 """
 from __future__ import annotations
 
@@ -17,20 +19,29 @@ import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from benchmarks.comfy_runtime import REPO_ROOT, ComfyRuntime
-from benchmarks.tiny_models import write_tiny_models
 from benchmarks.ui_workflow import ui_to_api
 
 DEFAULT_WORKFLOW = REPO_ROOT / "example_workflows" / "bfs_search.json"
 EVENT = "diffusion_search.event"
+VERIFIER_PREFIX = "DiffusionSearchVerifier"
 
 log = logging.getLogger("demo")
 
 
+def _rewire(prompt: dict, renames: dict) -> None:
+    for node in prompt.values():
+        for name, value in node["inputs"].items():
+            if isinstance(value, list) and len(value) == 2 and (value[0], value[1]) in renames:
+                node["inputs"][name] = renames[(value[0], value[1])]
+
+
 def swap_in_tiny_model(prompt: dict, names: dict, size: int, steps: int | None) -> dict:
-    """Replace checkpoint loading and text encoding with the tiny model and test conditioning, in place."""
+    """Replace checkpoint loading and text encoding with the tiny random model and test conditioning (tests)."""
     renames = {}
     for node_id, node in list(prompt.items()):
         kind, inputs = node["class_type"], node["inputs"]
@@ -48,11 +59,52 @@ def swap_in_tiny_model(prompt: dict, names: dict, size: int, steps: int | None) 
             inputs.update(width=size, height=size)
         elif steps is not None and "steps" in inputs and not isinstance(inputs["steps"], list):
             inputs["steps"] = steps
-    for node in prompt.values():
-        for name, value in node["inputs"].items():
-            if isinstance(value, list) and len(value) == 2 and (value[0], value[1]) in renames:
-                node["inputs"][name] = renames[(value[0], value[1])]
+    _rewire(prompt, renames)
     return prompt
+
+
+def positive_encoders(prompt: dict) -> set[str]:
+    """Ids of the text encoders that feed a 'positive' input (the others are negative prompts)."""
+    return {str(node["inputs"]["positive"][0]) for node in prompt.values()
+            if isinstance(node["inputs"].get("positive"), list)}
+
+
+def swap_in_digits_world(prompt: dict, world, text: str, batch: int, steps: int | None) -> dict:
+    """The workflow in the digits world: its UNet, conditioning, VAE and guide classifier; nothing else changes but
+    the prompt text, the latent size (the world draws 64 px) and, if asked, the step count."""
+    positives, renames = positive_encoders(prompt), {}
+    for node_id, node in list(prompt.items()):
+        kind, inputs = node["class_type"], node["inputs"]
+        if kind == "CheckpointLoaderSimple":
+            vae_id = f"{node_id}_vae"
+            prompt[node_id] = {"class_type": "UNETLoader", "inputs": {"unet_name": world.unet,
+                                                                      "weight_dtype": "default"}}
+            prompt[vae_id] = {"class_type": "VAELoader", "inputs": {"vae_name": world.vae}}
+            renames[(node_id, 2)] = [vae_id, 0]
+        elif kind == "CLIPTextEncode":   # the negative prompt becomes the unconditional (empty) embedding
+            prompt[node_id] = world.conditioning(text if node_id in positives else "")
+        elif kind.startswith(VERIFIER_PREFIX) and kind != f"{VERIFIER_PREFIX}Classifier":
+            prompt[node_id] = world.guide.loader_node(chunk_size=64)
+        elif kind == "EmptyLatentImage":
+            inputs.update(width=64, height=64, batch_size=batch)
+        if "prompt" in inputs and isinstance(inputs["prompt"], str):
+            inputs["prompt"] = text
+        if steps is not None and "steps" in inputs and not isinstance(inputs["steps"], list):
+            inputs["steps"] = steps
+    _rewire(prompt, renames)
+    return prompt
+
+
+def plain_version(prompt: dict) -> dict:
+    """The same graph with every SamplerCustom's sampler swapped for ComfyUI's euler_ancestral (no search)."""
+    plain = json.loads(json.dumps(prompt))
+    plain["plain_sampler"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}}
+    for node in plain.values():
+        if node["class_type"] in ("SamplerCustom", "SamplerCustomAdvanced"):
+            node["inputs"]["sampler"] = ["plain_sampler", 0]
+        if node["class_type"] == "SaveImage":
+            node["inputs"]["filename_prefix"] = "search/plain"
+    return plain
 
 
 def summarise(events: list[dict]) -> list[dict]:
@@ -71,49 +123,102 @@ def summarise(events: list[dict]) -> list[dict]:
     return runs
 
 
-def _fmt(values) -> str:
-    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
+def saved_images(runtime, outputs: dict) -> list[Path]:
+    folder = Path(runtime.folder_paths.get_output_directory())
+    return [folder / image.get("subfolder", "") / image["filename"]
+            for output in outputs.values() for image in (output or {}).get("images", [])]
+
+
+def load_images(paths: list[Path]) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0)
+                        for p in paths])
+
+
+def draw_grid(rows: list[dict], path: Path, seeds: int) -> None:
+    """Digits (rows) x seeds, plain on the left and BFS on the right, titled with the judge's verdict."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 2 * seeds, figsize=(1.25 * 2 * seeds + 0.4, 1.45 * len(rows) + 0.5),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for column, (kind, images, verdicts) in enumerate(
+                [("plain", row["plain_images"], row["plain"]), ("BFS", row["bfs_images"], row["bfs"])]):
+            for s in range(seeds):
+                ax = axes[r][column * seeds + s]
+                ax.imshow(images[s].numpy(), interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                verdict = verdicts[s]
+                ok = verdict["judge_says"] == row["digit"]
+                ax.set_title(f"{verdict['judge_says']} ({verdict['judge_p']:.2f})", fontsize=8,
+                             color="black" if ok else "red")
+                if s == 0:
+                    ax.set_ylabel(f"'{row['digit']}' {kind}", fontsize=8)
+    fig.suptitle("left: plain euler_ancestral | right: BFS (paper), same seeds; title: the judge's digit (p)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "demo_output")
-    parser.add_argument("--size", type=int, default=64, help="image size in pixels (the tiny model works at 64)")
+    parser.add_argument("--digits", nargs="+", default=["7", "3", "0", "8"])
+    parser.add_argument("--seeds", type=int, default=4, help="latents per digit (one batch, the workflow's seed)")
     parser.add_argument("--steps", type=int, default=None, help="override the workflow's step count")
+    parser.add_argument("--quick", action="store_true", help="one digit, two latents, 6 steps (tests)")
+    parser.add_argument("--world", type=Path, default=None, help="folder with the digits world's world.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    from benchmarks.digits.graphs import WEIGHTS_DIR, read_world, register_folders
 
+    if args.quick:
+        args.digits, args.seeds, args.steps = args.digits[:1], 2, args.steps or 6
     out = args.out.resolve()
-    names = write_tiny_models(out / "models")
-    runtime = ComfyRuntime.boot(out / "comfyui", out / "models")
-    workflow = json.loads(args.workflow.read_text())
-    prompt = swap_in_tiny_model(ui_to_api(workflow, runtime.node_classes), names, args.size, args.steps)
+    world = read_world(args.world or WEIGHTS_DIR)
+    runtime = register_folders(ComfyRuntime.boot(out / "comfyui", extra_model_folders=world.model_folders()), world)
+    judge = world.judge.load(world.folder_for("classifiers"))
+    workflow = ui_to_api(json.loads(args.workflow.read_text()), runtime.node_classes)
 
-    started_at, start = time.time(), time.perf_counter()
-    runtime.run(prompt)
-    seconds = time.perf_counter() - start
+    started, rows, runs, events = time.perf_counter(), [], [], []
+    for digit in args.digits:
+        text = world.prompt(digit)
+        search = swap_in_digits_world(json.loads(json.dumps(workflow)), world, text, args.seeds, args.steps)
+        assert world.judge.weights not in json.dumps(search), "the judge never enters the search"
+        row = {"digit": digit, "prompt": text}
+        for kind, graph in (("plain", plain_version(search)), ("bfs", search)):
+            runtime.events.clear()
+            images = load_images(saved_images(runtime, runtime.run(graph))[-args.seeds:])
+            log_p = judge.predict(images)
+            row[f"{kind}_images"] = images
+            row[kind] = [{"judge_says": world.labels[int(lp.argmax())], "judge_p": float(lp.max().exp()),
+                          "judge_p_requested": float(lp[world.labels.index(digit)].exp())} for lp in log_p]
+            found = [d for name, d in runtime.events if name == EVENT]
+            events += found
+            runs += [dict(run, digit=digit) for run in summarise(found)]
+        rows.append(row)
+    seconds = time.perf_counter() - started
 
-    events = [data for name, data in runtime.events if name == EVENT]
-    images = sorted(p for p in (out / "comfyui" / "output").rglob("*.png") if p.stat().st_mtime >= started_at - 1)
-    report = {"workflow": str(args.workflow), "seconds": round(seconds, 2), "images": [str(p) for p in images],
-              "runs": summarise(events), "events": events}
+    grid = out / "digits_grid.png"
+    out.mkdir(parents=True, exist_ok=True)
+    draw_grid(rows, grid, args.seeds)
+    verdicts = [{k: v for k, v in row.items() if not k.endswith("_images")} for row in rows]
+    report = {"workflow": str(args.workflow), "world": "digits", "seconds": round(seconds, 2), "grid": str(grid),
+              "verdicts": verdicts, "runs": runs, "events": events}
     (out / "search_report.json").write_text(json.dumps(report, indent=1))
-    print(f"Ran {args.workflow.name} through ComfyUI ({'modern' if runtime.modern else '2024'}) in {seconds:.1f} s")
-    for run in report["runs"]:
-        print(f"  node {run['node']}: {run['algorithm']} with {run['n_particles']} particles, {run['n_steps']} steps,"
-              f" NFE {run.get('nfe')}")
-        final = run.get("final_rewards")
-        if final:
-            chosen = [item[i] for item, i in zip(final, run.get("selected") or [0] * len(final))]
-            mean = [sum(item) / len(item) for item in final]
-            print(f"    final rewards per item: selected {_fmt(chosen)}, mean of the final particles {_fmt(mean)}")
-    print(f"Images written by this run: {len(images)} in {out / 'comfyui' / 'output'}")
-    print(f"Search report: {out / 'search_report.json'}")
-    if not images:
-        print("No image was written: the workflow has no SaveImage node.", file=sys.stderr)
-        return 1
+    print(f"Ran {args.workflow.name} in the digits world through ComfyUI "
+          f"({'modern' if runtime.modern else '2024'}) in {seconds:.1f} s; the judge's verdicts (digit, p):")
+    for row in rows:
+        for kind in ("plain", "bfs"):
+            said = ", ".join(f"{v['judge_says']} ({v['judge_p']:.2f})" for v in row[kind])
+            right = sum(v["judge_says"] == row["digit"] for v in row[kind])
+            print(f"  '{row['prompt']}' {kind:5s}: {said}   [{right}/{len(row[kind])} judged {row['digit']}]")
+    print(f"Grid: {grid}\nSearch report: {out / 'search_report.json'}")
     return 0
 
 

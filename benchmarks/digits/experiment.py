@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.digits.graphs import SELECT_SIZE, WEIGHTS_DIR, World, read_world, tiny_world
+from benchmarks.digits.graphs import SELECT_SIZE, WEIGHTS_DIR, World, read_world, register_folders, tiny_world
 from benchmarks.digits.methods import METHODS, Method, Settings, search_graph
 
 EVENT = "diffusion_search.event"
@@ -36,10 +36,7 @@ log = logging.getLogger("digits.experiment")
 def boot(world: World, base: Path, bf16_unet: bool = False):
     """The in-process ComfyUI with the world's model folders; `bf16_unet` is ComfyUI's own --bf16-unet option."""
     from benchmarks.comfy_runtime import ComfyRuntime
-    runtime = ComfyRuntime.boot(base, extra_model_folders=world.model_folders())
-    for kind, folder in world.model_folders().items():   # a runtime booted earlier in this process (tests)
-        if str(folder) not in runtime.folder_paths.get_folder_paths(kind):
-            runtime.folder_paths.add_model_folder_path(kind, str(folder))
+    runtime = register_folders(ComfyRuntime.boot(base, extra_model_folders=world.model_folders()), world)
     from comfy.cli_args import args
     args.bf16_unet = bool(bf16_unet)
     return runtime

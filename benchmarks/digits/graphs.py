@@ -92,6 +92,14 @@ class World:
         }
 
 
+def register_folders(runtime, world: World):
+    """Make the world's model folders known to a running ComfyUI (one booted earlier in this process keeps its own)."""
+    for kind, folder in world.model_folders().items():
+        if str(folder) not in runtime.folder_paths.get_folder_paths(kind):
+            runtime.folder_paths.add_model_folder_path(kind, str(folder))
+    return runtime
+
+
 def read_world(folder: Path = WEIGHTS_DIR, select_size: int = SELECT_SIZE) -> World:
     """The digits world from its manifest (`python -m benchmarks.digits build` writes both). The selecting verifier
     of dual verifiers is a third classifier if the world ships one ("select"), else the guide at another input size
