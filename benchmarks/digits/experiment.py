@@ -82,39 +82,51 @@ def score_class(images: torch.Tensor, index: int, guide, judge) -> dict:
             "diversity": pairwise_rms(images)}
 
 
+def grid_order(cfgs: list[float], particles: list[int]) -> list[tuple[float, int]]:
+    """(CFG, N) in the order that answers the main questions first: the first CFG at the middle N, then the rest."""
+    middle = sorted(particles)[len(particles) // 2]
+    ordered = [middle] + [n for n in particles if n != middle]
+    return [(cfg, n) for cfg in cfgs for n in ordered]
+
+
 def run_grid(world: World, runtime, settings: Settings, methods: list[str], particles: list[int], cfgs: list[float],
-             seeds: int, base_seed: int = 0) -> list[dict]:
-    """Every (CFG, N, method) over every class; one row of figures each."""
-    guide, judge = world.guide.load(world.folder_for("classifiers")), world.judge.load(world.folder_for("classifiers"))
-    rows, total = [], len(cfgs) * len(particles) * len(methods)
+             seeds: int, base_seed: int = 0, done: list[dict] | None = None, on_row=None) -> list[dict]:
+    """Every (CFG, N, method) over every class; one row of figures each. Rows in `done` are kept, not rerun;
+    `on_row(rows)` is called after each new row (the caller saves partial results)."""
+    folder = world.folder_for("classifiers")
+    guide, judge = world.guide.load(folder), world.judge.load(folder)
+    rows = list(done or [])
+    finished = {(r["cfg"], r["n"], r["method"]) for r in rows}
     started = time.perf_counter()
-    for cfg in cfgs:
-        for n in particles:
-            for name in methods:
-                method = METHODS[name]
-                if method.kind == "plain" and n != particles[0]:
-                    continue   # plain sampling does not depend on N: run it once per CFG
-                per_class, seconds, nfe, grads = [], 0.0, [], 0.0
-                for index, label in enumerate(world.labels):
-                    out = run_one(runtime, world, method, n, settings, label, seeds, cfg, base_seed + index)
-                    figures = score_class(out["images"], index, guide, judge)
-                    figures.update(label=label, nfe=sum(out["nfe"]) / seeds)
-                    per_class.append(figures)
-                    seconds += out["seconds"]
-                    nfe += out["nfe"]
-                    grads += out["grad_evals"]
-                row = {"cfg": cfg, "n": 1 if method.kind == "plain" else n, "method": name, "label": method.label,
-                       "particles": method.particles(n, settings), "budget": method.budget(n, settings),
-                       "nfe": sum(nfe) / len(nfe), "grad_evals": grads / len(world.labels),
-                       "seconds_per_latent": seconds / (seeds * len(world.labels)),
-                       **{k: sum(c[k] for c in per_class) / len(per_class)
-                          for k in ("judge_acc", "judge_logp", "guide_acc", "guide_reward", "diversity")},
-                       "per_class": per_class}
-                rows.append(row)
-                done = len(rows)
-                log.info("[%d/~%d, %.0f s] cfg %g N %d %-15s judge acc %.3f  judge logp %.3f  guide %.3f  NFE %.1f",
-                         done, total, time.perf_counter() - started, cfg, row["n"], name, row["judge_acc"],
-                         row["judge_logp"], row["guide_reward"], row["nfe"])
+    for cfg, n in grid_order(cfgs, particles):
+        for name in methods:
+            method = METHODS[name]
+            key_n = 1 if method.kind == "plain" else n
+            if (cfg, key_n, name) in finished:
+                continue   # plain sampling does not depend on N: once per CFG; resumed rows are kept
+            per_class, seconds, nfe, grads = [], 0.0, [], 0.0
+            for index, label in enumerate(world.labels):
+                out = run_one(runtime, world, method, n, settings, label, seeds, cfg, base_seed + index)
+                figures = score_class(out["images"], index, guide, judge)
+                figures.update(label=label, nfe=sum(out["nfe"]) / seeds)
+                per_class.append(figures)
+                seconds += out["seconds"]
+                nfe += out["nfe"]
+                grads += out["grad_evals"]
+            row = {"cfg": cfg, "n": key_n, "method": name, "label": method.label,
+                   "particles": method.particles(n, settings), "budget": method.budget(n, settings),
+                   "nfe": sum(nfe) / len(nfe), "grad_evals": grads / len(world.labels),
+                   "seconds_per_latent": seconds / (seeds * len(world.labels)),
+                   **{k: sum(c[k] for c in per_class) / len(per_class)
+                      for k in ("judge_acc", "judge_logp", "guide_acc", "guide_reward", "diversity")},
+                   "per_class": per_class}
+            rows.append(row)
+            finished.add((cfg, key_n, name))
+            log.info("[%.0f s] cfg %g N %d %-15s judge acc %.3f  judge logp %.3f  guide %.3f  NFE %.1f  %.2f s/latent",
+                     time.perf_counter() - started, cfg, key_n, name, row["judge_acc"], row["judge_logp"],
+                     row["guide_reward"], row["nfe"], row["seconds_per_latent"])
+            if on_row is not None:
+                on_row(rows)
     return rows
 
 
@@ -177,6 +189,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tiny", action="store_true", help="a random tiny stand-in world (tests; images are noise)")
     parser.add_argument("--classes", type=int, default=None, help="only the first K classes (tests)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--resume", action="store_true", help="keep the rows already in --json (same settings)")
     parser.add_argument("--fp32-unet", action="store_true", help="run the UNet in float32 (default on CPU: "
                         "ComfyUI's --bf16-unet, 3-4x faster on CPUs with bf16 matrix units)")
     parser.add_argument("--select-size", type=int, default=SELECT_SIZE,
@@ -197,15 +210,38 @@ def main(argv=None) -> int:
         world.labels = world.labels[:args.classes]
     bf16 = not args.fp32_unet and not torch.cuda.is_available()
     runtime = boot(world, base / "comfyui", bf16_unet=bf16)
+    command = "python -m benchmarks.digits run " + " ".join(argv if argv is not None else sys.argv[1:])
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({args.threads} threads)"
+    device += ", UNet bf16" if bf16 else ""
+    done = []
+    if args.resume and args.json and args.json.is_file():
+        previous = json.loads(args.json.read_text())
+        if previous.get("settings") == settings.to_dict() and previous.get("grid", {}).get("seeds") == grid["seeds"]:
+            done = previous["rows"]
+            log.info("resuming: %d rows from %s", len(done), args.json)
+
+    def document(rows, seconds):
+        return {"command": command, "world": world.name, "comfyui": "modern" if runtime.modern else "2024",
+                "device": device, "seconds": round(seconds, 1), "grid": grid, "classes": world.labels,
+                "settings": settings.to_dict(), "judge": world.judge.weights, "guide": world.guide.weights,
+                "select": f"{world.select.weights} at {world.select.input_size} px" if world.select else None,
+                "rows": rows}
+
+    def save(rows, seconds=None):
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            tmp = args.json.with_suffix(".tmp")
+            tmp.write_text(json.dumps(document(rows, seconds or time.perf_counter() - started), indent=1))
+            tmp.replace(args.json)
+
     started = time.perf_counter()
     try:
-        rows = run_grid(world, runtime, settings, args.methods, grid["particles"], grid["cfg"], grid["seeds"])
+        rows = run_grid(world, runtime, settings, args.methods, grid["particles"], grid["cfg"], grid["seeds"],
+                        done=done, on_row=save)
     finally:
         from comfy.cli_args import args as comfy_args
         comfy_args.bf16_unet = False   # the runtime lives on in this process (tests): leave ComfyUI as it was
     seconds = time.perf_counter() - started
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({args.threads} threads)"
-    device += ", UNet bf16" if bf16 else ""
     print(f"\nDigits world ({world.name}), ComfyUI {'modern' if runtime.modern else '2024'}, {device}: "
           f"{len(world.labels)} classes x {grid['seeds']} latents, T = {settings.steps} steps, {seconds:.0f} s")
     print(table(rows))
@@ -213,14 +249,7 @@ def main(argv=None) -> int:
     plot(rows, plot_path)
     print(f"plot: {plot_path}")
     if args.json:
-        doc = {"command": "python -m benchmarks.digits run " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "world": world.name, "comfyui": "modern" if runtime.modern else "2024", "device": device,
-               "seconds": round(seconds, 1), "grid": grid, "classes": world.labels, "settings": settings.to_dict(),
-               "judge": world.judge.weights, "guide": world.guide.weights,
-               "select": f"{world.select.weights} at {world.select.input_size} px" if world.select else None,
-               "rows": rows}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=1))
+        save(rows, seconds)
         print(f"json: {args.json}")
     return 0
 

@@ -20,7 +20,8 @@ class Settings:
     lam: float = 1.0                 # λ: weights ∝ exp(λ_t · log p(label | x0)); 1 = the class posterior's tilt
     resampling_steps: int = 4
     delta: float = -0.69             # DFS δ on log p(label): backtrack while p < 0.5
-    backtrack_steps: int = 4         # DFS ΔT
+    backtrack_steps: int = 0         # DFS ΔT (0: the node's default, a quarter of the steps)
+    check_from: int = -1             # DFS first checked step (-1: the node's default, half the steps)
     mu: float = 0.4                  # Langevin x0-space step (paper ImageNet: 0.4)
     langevin_steps: int = 1
     recur_steps: int = 1
@@ -97,13 +98,13 @@ def sampler_nodes(method: Method, n: int, settings: Settings, prompt: str) -> di
     if method.kind == "bfs":
         nodes["sampler"] = {"class_type": "DiffusionSearchBFSSampler", "inputs": {
             **scoring, "preset": method.preset, "particles": particles, "lam": settings.lam,
-            "resampling_steps": settings.resampling_steps, "ess_threshold": 0.0, "temperature": "increase_exp",
+            "resampling_steps": settings.resampling_steps, "ess_threshold": 0.0, "temperature": "increase_paper",
             "scoring": "max", "resampling": "ssp"}}
     elif method.kind == "dfs":
         nodes["sampler"] = {"class_type": "DiffusionSearchDFSSampler", "inputs": {
             **scoring, "delta": settings.delta, "delta_schedule": "constant",
             "backtrack_steps": settings.backtrack_steps, "nfe_budget": method.budget(n, settings),
-            "max_backtracks": -1, "check_from": 1}}
+            "max_backtracks": -1, "check_from": settings.check_from}}
     elif method.kind == "local":
         nodes["sampler"] = {"class_type": "DiffusionSearchLocalSampler", "inputs": {**scoring,
                                                                                    "particles": particles}}
