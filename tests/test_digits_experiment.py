@@ -33,7 +33,7 @@ def test_experiment_runs_through_the_real_nodes(comfy, tmp_path):
     out = tmp_path / "digits.json"
     code = experiment.main(["--tiny", "--classes", "2", "--seeds", "2", "--particles", "2", "--cfg", "2.0",
                             "--steps", "3", "--methods", "plain", "bfs", "dfs", "local", "dual", "--threads", "1",
-                            "--fp32-unet", "--json", str(out)])
+                            "--json", str(out)])
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["judge"] != doc["guide"] and not doc["select"].startswith(doc["judge"])

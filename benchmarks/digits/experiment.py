@@ -33,13 +33,10 @@ FULL = dict(seeds=20, particles=[2, 4, 8], cfg=[1.0, 3.0])
 log = logging.getLogger("digits.experiment")
 
 
-def boot(world: World, base: Path, bf16_unet: bool = False):
-    """The in-process ComfyUI with the world's model folders; `bf16_unet` is ComfyUI's own --bf16-unet option."""
+def boot(world: World, base: Path):
+    """The in-process ComfyUI with the world's model folders."""
     from benchmarks.comfy_runtime import ComfyRuntime
-    runtime = register_folders(ComfyRuntime.boot(base, extra_model_folders=world.model_folders()), world)
-    from comfy.cli_args import args
-    args.bf16_unet = bool(bf16_unet)
-    return runtime
+    return register_folders(ComfyRuntime.boot(base, extra_model_folders=world.model_folders()), world)
 
 
 def _final_event(runtime) -> dict:
@@ -188,10 +185,9 @@ def main(argv=None) -> int:
     parser.add_argument("--world", type=Path, default=WEIGHTS_DIR, help="folder with world.json (default: shipped)")
     parser.add_argument("--tiny", action="store_true", help="a random tiny stand-in world (tests; images are noise)")
     parser.add_argument("--classes", type=int, default=None, help="only the first K classes (tests)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared 2-core machine two "
+                        "threads wait on each other; 0.6 s against 2.3 s per UNet call here)")
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --json (same settings)")
-    parser.add_argument("--fp32-unet", action="store_true", help="run the UNet in float32 (default on CPU: "
-                        "ComfyUI's --bf16-unet, 3-4x faster on CPUs with bf16 matrix units)")
     parser.add_argument("--select-size", type=int, default=SELECT_SIZE,
                         help="input size of the guide when it selects in dual verifiers (no third classifier)")
     args = parser.parse_args(argv)
@@ -208,11 +204,9 @@ def main(argv=None) -> int:
     world = tiny_world(base / "world") if args.tiny else read_world(args.world, args.select_size)
     if args.classes:
         world.labels = world.labels[:args.classes]
-    bf16 = not args.fp32_unet and not torch.cuda.is_available()
-    runtime = boot(world, base / "comfyui", bf16_unet=bf16)
+    runtime = boot(world, base / "comfyui")
     command = "python -m benchmarks.digits run " + " ".join(argv if argv is not None else sys.argv[1:])
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({args.threads} threads)"
-    device += ", UNet bf16" if bf16 else ""
     done = []
     if args.resume and args.json and args.json.is_file():
         previous = json.loads(args.json.read_text())
@@ -235,12 +229,8 @@ def main(argv=None) -> int:
             tmp.replace(args.json)
 
     started = time.perf_counter()
-    try:
-        rows = run_grid(world, runtime, settings, args.methods, grid["particles"], grid["cfg"], grid["seeds"],
-                        done=done, on_row=save)
-    finally:
-        from comfy.cli_args import args as comfy_args
-        comfy_args.bf16_unet = False   # the runtime lives on in this process (tests): leave ComfyUI as it was
+    rows = run_grid(world, runtime, settings, args.methods, grid["particles"], grid["cfg"], grid["seeds"],
+                    done=done, on_row=save)
     seconds = time.perf_counter() - started
     print(f"\nDigits world ({world.name}), ComfyUI {'modern' if runtime.modern else '2024'}, {device}: "
           f"{len(world.labels)} classes x {grid['seeds']} latents, T = {settings.steps} steps, {seconds:.0f} s")
