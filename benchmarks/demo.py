@@ -172,9 +172,11 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override the workflow's step count")
     parser.add_argument("--quick", action="store_true", help="one digit, two latents, 6 steps (tests)")
     parser.add_argument("--world", type=Path, default=None, help="folder with the digits world's world.json")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU (two wait on each other when "
+                                                              "the machine is shared)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     from benchmarks.digits.graphs import WEIGHTS_DIR, read_world, register_folders
 
     if args.quick:
