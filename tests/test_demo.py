@@ -39,7 +39,8 @@ def test_demo_swaps_only_model_conditioning_vae_and_verifier(comfy):
     assert kinds == {"CheckpointLoaderSimple", "CLIPTextEncode", "DiffusionSearchVerifierPromptColour"}
     sampler = next(n for n in swapped.values() if n["class_type"] == "DiffusionSearchBFSSampler")
     original_sampler = next(n for n in original.values() if n["class_type"] == "DiffusionSearchBFSSampler")
-    assert {k: v for k, v in sampler["inputs"].items() if k != "prompt"} == \
-        {k: v for k, v in original_sampler["inputs"].items() if k != "prompt"}
+    assert {k: v for k, v in sampler["inputs"].items() if k not in ("prompt", "vae")} == \
+        {k: v for k, v in original_sampler["inputs"].items() if k not in ("prompt", "vae")}
     assert sampler["inputs"]["prompt"] == "a handwritten 3"
+    assert swapped[sampler["inputs"]["vae"][0]] == {"class_type": "VAELoader", "inputs": {"vae_name": world.vae}}
     assert world.judge.weights not in json.dumps(swapped)

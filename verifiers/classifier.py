@@ -289,8 +289,9 @@ def _normalisation(choice: str, settings: dict, net, in_chans: int) -> tuple[tup
     return mean, std
 
 
-def load_classifier(folder: str | Path | None = None, *, weights: str | Path = "model.safetensors", architecture: str = "",
-                    labels: str | Path = "", label: str = "", input_size: int = 0, normalisation: str = "auto",
+def load_classifier(folder: str | Path | None = None, *, weights: str | Path = "model.safetensors",
+                    architecture: str = "", labels: str | Path = "", label: str = "", input_size: int = 0,
+                    normalisation: str = "auto",
                     model_kwargs: dict | None = None, device="cpu", dtype=torch.float32,
                     chunk_size: int = 32) -> ClassifierVerifier:
     """A timm classifier from exactly the given weights and labels files (names inside `folder`, or paths)."""

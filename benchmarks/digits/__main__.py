@@ -1,5 +1,6 @@
 """The digits world: `python -m benchmarks.digits build` makes its weights (see benchmarks/digits/README.md);
-`python -m benchmarks.digits run` runs the class-conditional search experiment through the real nodes (docs/digits.md)."""
+`python -m benchmarks.digits run` runs the class-conditional search experiment through the real nodes
+(docs/digits.md)."""
 import sys
 
 COMMANDS = {"build": "benchmarks.digits.build", "run": "benchmarks.digits.experiment"}

@@ -156,7 +156,8 @@ def plot(rows: list[dict], path: Path) -> None:
             style = dict(marker="o", label=points[0][3], linestyle="-" if len(points) > 1 else "none")
             row_axes[0].plot([p[0] for p in points], [p[1] for p in points], **style)
             row_axes[1].plot([p[0] for p in points], [p[2] for p in points], **style)
-        for ax, what in zip(row_axes, ("guide reward: mean log p_guide(digit)", "judge accuracy on the requested digit")):
+        titles = ("guide reward: mean log p_guide(digit)", "judge accuracy on the requested digit")
+        for ax, what in zip(row_axes, titles):
             ax.set_xscale("log", base=2)
             ax.set_xlabel("NFE per latent")
             ax.set_title(f"{what}, CFG {cfg:g}", fontsize=10)

@@ -142,7 +142,8 @@ def tiny_world(folder: Path, seed: int = 0) -> World:
     names = write_tiny_models(folder)
     labels = [str(d) for d in range(10)]
     (folder / "classifiers").mkdir(exist_ok=True)
-    (folder / "classifiers" / "labels.txt").write_text("\n".join(labels) + "\n")
+    # names unique to the stand-in: ComfyUI resolves a name to the first models path that holds it
+    (folder / "classifiers" / "tiny_world_labels.txt").write_text("\n".join(labels) + "\n")
     classifiers = []
     for index, role in enumerate(("guide", "judge", "select")):
         torch.manual_seed(seed + index)  # timm initialises from the global generator
@@ -151,7 +152,7 @@ def tiny_world(folder: Path, seed: int = 0) -> World:
             net.fc.weight.mul_(20.0)  # spread the logits so the rewards differ between images
         save_file({k: v.contiguous() for k, v in net.state_dict().items()},
                   str(folder / "classifiers" / f"tiny_{role}.safetensors"))
-        classifiers.append(Classifier(f"tiny_{role}.safetensors", "labels.txt", "test_resnet", 16 + 8 * index,
-                                      "inception", role))
+        classifiers.append(Classifier(f"tiny_{role}.safetensors", "tiny_world_labels.txt", "test_resnet",
+                                      16 + 8 * index, "inception", role))
     return World(folder, names["unet"], names["vae"], labels, *classifiers, conditioning=_test_conditioning,
                   name="tiny stand-in", folders={kind: folder / kind for kind in ("unet", "vae", "classifiers")})
