@@ -6,7 +6,7 @@ modern ComfyUI: there `ModelSamplingSD3` turns the tiny UNet into a flow model (
 import pytest
 import torch
 
-from comfy_harness import ComfyExecutionError
+from comfy_harness import ComfyExecutionError, skip_unless_modern
 
 SIZE = 32
 
@@ -56,8 +56,7 @@ def test_v_prediction_model_searches_in_eps_form(comfy, tiny_graph):
 
 
 def _flow_patch(comfy):
-    if "ModelSamplingSD3" not in comfy.node_classes:
-        pytest.skip("this ComfyUI has no flow (CONST) model sampling; set COMFYUI_PATH to a modern ComfyUI")
+    skip_unless_modern(comfy, "the 2024 snapshot has no flow (CONST) model sampling")
     return {"class_type": "ModelSamplingSD3", "inputs": {"model": ["unet", 0], "shift": 3.0}}
 
 
