@@ -62,20 +62,28 @@ def _res_block(sd: _StateDict, p: str, c_in: int, c_out: int):
         sd.conv(p + "skip_connection", c_out, c_in, k=1)
 
 
-def _transformer(sd: _StateDict, p: str, c: int):
+def _transformer(sd: _StateDict, p: str, c: int, context: int = CONTEXT, depth: int = 1, linear: bool = False):
+    """SpatialTransformer: conv proj_in/out (SD1.x) or linear ones (SDXL), `depth` blocks attending to `context`."""
     sd.norm(p + "norm", c)
-    sd.conv(p + "proj_in", c, c, k=1)       # a conv proj_in means use_linear_in_transformer=False (SD1.x)
-    block = p + "transformer_blocks.0."
-    for attn, kv_dim in (("attn1", c), ("attn2", CONTEXT)):
-        sd.linear(block + attn + ".to_q", c, c, bias=False)
-        sd.linear(block + attn + ".to_k", c, kv_dim, bias=False)
-        sd.linear(block + attn + ".to_v", c, kv_dim, bias=False)
-        sd.linear(block + attn + ".to_out.0", c, c)
-    for n in ("norm1", "norm2", "norm3"):
-        sd.norm(block + n, c)
-    sd.linear(block + "ff.net.0.proj", 8 * c, c)   # GEGLU: two halves of 4c
-    sd.linear(block + "ff.net.2", c, 4 * c)
-    sd.conv(p + "proj_out", c, c, k=1)
+    if linear:
+        sd.linear(p + "proj_in", c, c)
+    else:
+        sd.conv(p + "proj_in", c, c, k=1)   # a conv proj_in means use_linear_in_transformer=False (SD1.x)
+    for d in range(depth):
+        block = p + f"transformer_blocks.{d}."
+        for attn, kv_dim in (("attn1", c), ("attn2", context)):
+            sd.linear(block + attn + ".to_q", c, c, bias=False)
+            sd.linear(block + attn + ".to_k", c, kv_dim, bias=False)
+            sd.linear(block + attn + ".to_v", c, kv_dim, bias=False)
+            sd.linear(block + attn + ".to_out.0", c, c)
+        for n in ("norm1", "norm2", "norm3"):
+            sd.norm(block + n, c)
+        sd.linear(block + "ff.net.0.proj", 8 * c, c)   # GEGLU: two halves of 4c
+        sd.linear(block + "ff.net.2", c, 4 * c)
+    if linear:
+        sd.linear(p + "proj_out", c, c)
+    else:
+        sd.conv(p + "proj_out", c, c, k=1)
 
 
 def tiny_unet_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -134,8 +142,11 @@ def _encoder(sd: _StateDict, width: int) -> None:
     sd.tensors[f"{enc}{i}.weight"], sd.tensors[f"{enc}{i}.bias"] = last, colours[:, 3].clone()
 
 
-def tiny_taesd_state_dict(seed: int = 1, width: int = 64) -> dict[str, torch.Tensor]:
-    """TAESD encoder + decoder (comfy/taesd/taesd.py layout, nn.Sequential indices): designed encoder, random decoder."""
+def tiny_taesd_state_dict(seed: int = 1, width: int = 64,
+                          latent_channels: int = LATENT_CHANNELS) -> dict[str, torch.Tensor]:
+    """TAESD encoder + decoder (comfy/taesd/taesd.py layout, nn.Sequential indices): designed encoder, random decoder.
+
+    16 latent channels (SD3 / FLUX) keep a random encoder: the designed one maps colours to 4 channels."""
     sd = _StateDict(seed)
 
     def block(p):  # Block: Sequential(conv, ReLU, conv, ReLU, conv) with an identity skip
@@ -153,11 +164,12 @@ def tiny_taesd_state_dict(seed: int = 1, width: int = 64) -> dict[str, torch.Ten
         for _ in range(3):
             block(f"{enc}{i}")
             i += 1
-    sd.conv(f"{enc}{i}", LATENT_CHANNELS, width, std=0.05)
-    _encoder(sd, width)
+    sd.conv(f"{enc}{i}", latent_channels, width, std=0.05)
+    if latent_channels == LATENT_CHANNELS:
+        _encoder(sd, width)
 
     dec = "taesd_decoder."                # index 0 is Clamp, 2 is ReLU: no parameters
-    sd.conv(dec + "1", width, LATENT_CHANNELS, std=0.05)
+    sd.conv(dec + "1", width, latent_channels, std=0.05)
     i = 3
     for _ in range(3):                    # three blocks, Upsample, conv: 8x up
         for _ in range(3):

@@ -3,12 +3,9 @@ from __future__ import annotations
 
 import copy
 import importlib
-import logging
 import os
 
 import torch
-
-log = logging.getLogger(__name__)
 
 EVENT_NAME = "diffusion_search.event"
 
@@ -16,27 +13,6 @@ EVENT_NAME = "diffusion_search.event"
 def _comfy(name: str):
     """Import a ComfyUI module when first needed, so the pack also imports outside ComfyUI (tests, scripts)."""
     return importlib.import_module(name)
-
-
-def comfyui_is_modern() -> bool:
-    """Modern ComfyUI ships `comfy_execution` (and `comfyui_version`); the 2024 snapshot has neither."""
-    for name in ("comfy_execution", "comfyui_version"):
-        try:
-            importlib.import_module(name)
-            return True
-        except ImportError:
-            continue
-    return False
-
-
-def has_guider_types() -> bool:
-    """GUIDER / NOISE sockets and SamplerCustomAdvanced exist only in modern ComfyUI."""
-    return hasattr(_comfy("comfy.samplers"), "CFGGuider")
-
-
-def denoiser_gradients_supported() -> bool:
-    """Backprop through the UNet works in modern ComfyUI; the 2024 snapshot fails with an in-place error."""
-    return comfyui_is_modern()
 
 
 def noise_form_of(base_model) -> str:
@@ -143,12 +119,21 @@ def copy_for_grad(module: torch.nn.Module) -> torch.nn.Module:
     return clone
 
 
-def intermediate_device():
-    return _comfy("comfy.model_management").intermediate_device()
-
-
 def scheduler_names() -> list[str]:
     return list(_comfy("comfy.samplers").KSampler.SCHEDULERS)
+
+
+def model_sampling_of(model_patcher):
+    """The model's sampling object with node patches (ModelSamplingSD3, ...) applied, as ComfyUI's schedulers read it.
+
+    Modern ComfyUI reads it through get_model_object without loading the model; the 2024 snapshot applies object
+    patches only when the model loads, so its BasicScheduler loads the model first, and so does this.
+    """
+    get_model_object = getattr(model_patcher, "get_model_object", None)
+    if get_model_object is not None:
+        return get_model_object("model_sampling")
+    load_models_to_device([model_patcher])
+    return model_patcher.model.model_sampling
 
 
 def calculate_sigmas(model_patcher, scheduler: str, steps: int, denoise: float = 1.0) -> torch.Tensor:
@@ -158,12 +143,19 @@ def calculate_sigmas(model_patcher, scheduler: str, steps: int, denoise: float =
     if not 0.0 < denoise <= 1.0:
         raise ValueError(f"denoise must be in (0, 1], got {denoise}")
     total_steps = int(steps / denoise) if denoise < 1.0 else steps
-    _comfy("comfy.model_management").load_models_gpu([model_patcher])
-    if hasattr(_comfy("comfy.samplers"), "calculate_sigmas"):
-        sigmas = _comfy("comfy.samplers").calculate_sigmas(model_patcher.model.model_sampling, scheduler, total_steps)
-    else:
-        sigmas = _comfy("comfy.samplers").calculate_sigmas_scheduler(model_patcher.model, scheduler, total_steps)
+    model_sampling = model_sampling_of(model_patcher)
+    samplers = _comfy("comfy.samplers")
+    if hasattr(samplers, "calculate_sigmas"):
+        sigmas = samplers.calculate_sigmas(model_sampling, scheduler, total_steps)
+    else:  # 2024: the scheduler reads model.model_sampling, patched by the load above
+        sigmas = samplers.calculate_sigmas_scheduler(model_patcher.model, scheduler, total_steps)
     return sigmas.cpu()[-(steps + 1):]
+
+
+def fix_empty_latent_channels(model_patcher, latent: torch.Tensor) -> torch.Tensor:
+    """Widen an all-zero 4-channel latent to the model's channels (16 for SD3 / FLUX), as KSampler does (modern)."""
+    fix = getattr(_comfy("comfy.sample"), "fix_empty_latent_channels", None)
+    return latent if fix is None else fix(model_patcher, latent)
 
 
 def sample_custom(model_patcher, noise, cfg, sampler, sigmas, positive, negative, latent_image, *, noise_mask=None,
@@ -184,11 +176,18 @@ def preview_callback(model_patcher, steps: int, x0_output: dict):
     return _comfy("latent_preview").prepare_callback(model_patcher, steps, x0_output)
 
 
-def differentiable_denoiser(model_k, base_model):
-    """model_k that autograd can pass through (modern ComfyUI): UNet weights made normal tensors, inputs cloned.
+def _saved_for_backward(tensor: torch.Tensor) -> torch.Tensor:
+    # Weights never change during a forward pass; activations may (FLUX's `txt +=`, SD3's MMDiT, the 2024 UNet add in
+    # place after autograd saved them, which fails the backward). Saving a copy keeps what the forward pass saw.
+    return tensor if isinstance(tensor, torch.nn.Parameter) else tensor.clone()
 
-    Loader nodes create weights under inference mode, and autograd refuses to save inference tensors; swapping each
-    weight for a normal copy (once, in place, same values) and cloning the sigma rows lets d r(D(x)) / d x flow.
+
+def differentiable_denoiser(model_k, base_model):
+    """model_k that autograd can pass through, in both ComfyUI versions and every model family.
+
+    Loader nodes create weights under inference mode, and autograd refuses to save inference tensors: each weight is
+    swapped for a normal copy (once, in place, same values) and the sigma rows are cloned. ComfyUI's blocks add in
+    place to tensors autograd has saved; the forward pass runs with saved-tensor hooks that keep copies instead.
     """
     from ..verifiers.base import make_grad_ready
     make_grad_ready(base_model.diffusion_model)
@@ -196,6 +195,13 @@ def differentiable_denoiser(model_k, base_model):
     def denoise(x, sigma, **extra_args):
         with torch.inference_mode(False):
             sigma = sigma.clone()
-        return model_k(x, sigma, **extra_args)
+        if not torch.is_grad_enabled():
+            return model_k(x, sigma, **extra_args)
+        with torch.autograd.graph.saved_tensors_hooks(_saved_for_backward, _unpack_saved):
+            return model_k(x, sigma, **extra_args)
 
     return denoise
+
+
+def _unpack_saved(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor

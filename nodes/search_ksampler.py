@@ -28,22 +28,31 @@ class DiffusionSearchKSampler:
                    "trace (JSON).")
     RETURN_TYPES = ("LATENT", "LATENT", "STRING", "STRING")
     RETURN_NAMES = ("best", "candidates", "scores_json", "trace_json")
+    OUTPUT_TOOLTIPS = ("The best latent of each item (what KSampler would output), for VAE Decode.",
+                       "Every final candidate, best first within each item (items one after another).",
+                       "JSON: each item's candidate rewards best first, their order, the NFE and gradient counts.",
+                       "JSON: the search trace (every scored step, resampling, backtrack), as the search view shows it.")
     FUNCTION = "sample"
     CATEGORY = widgets.SEARCH_CATEGORY
 
     @classmethod
     def INPUT_TYPES(cls):
         required = {
-            "model": ("MODEL",),
+            "model": ("MODEL", {"tooltip": "The diffusion model (SD1.5, SDXL, SD3, FLUX, ...) to search with."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                              "tooltip": "Same seed, same settings: same image (particle noise is derived from it)."}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
-            "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
-            "scheduler": (compat.scheduler_names(),),
-            "positive": ("CONDITIONING",),
-            "negative": ("CONDITIONING",),
-            "latent_image": ("LATENT",),
-            "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip":
+                              "Denoising steps, as in KSampler; every particle takes each step (cost ~ particles x "
+                              "steps)."}),
+            "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip":
+                              "Classifier-free guidance scale, as in KSampler (FLUX: 1.0 and a FluxGuidance node)."}),
+            "scheduler": (compat.scheduler_names(), {"tooltip": "How the noise levels are spaced, as in KSampler."}),
+            "positive": ("CONDITIONING", {"tooltip": "The conditioning to follow (CLIP Text Encode)."}),
+            "negative": ("CONDITIONING", {"tooltip": "The conditioning to avoid (ignored at cfg 1)."}),
+            "latent_image": ("LATENT", {"tooltip": "Where to start: Empty Latent Image (any family; widened to the "
+                                                   "model's channels) or VAE Encode with denoise < 1."}),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip":
+                                  "How much of the input latent to re-noise, as in KSampler (1.0 = from noise)."}),
             **widgets.scoring_inputs(),
             "search": (_search_choices(), {"default": "bfs", "tooltip":
                        "A BFS preset (bfs = the paper's; fk and das end with a draw from the tilted target "
@@ -69,7 +78,7 @@ class DiffusionSearchKSampler:
                prompt, search, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget, score_size,
                chunk_size, select_verifier=None, local_search=None, unique_id=None, **video):
         widgets.check_floats(type(self), cfg=cfg, denoise=denoise, lam=lam, delta=delta)
-        latents = _latent_samples(latent_image)
+        latents = compat.fix_empty_latent_channels(model, _latent_samples(latent_image))
         scoring = ScoringSpec(vae=vae, guide_verifier=verifier, prompt=prompt, select_verifier=select_verifier,
                               score_size=int(score_size), chunk_size=int(chunk_size),
                               video=widgets.video_scoring(**video))

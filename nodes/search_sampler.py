@@ -78,10 +78,6 @@ class SearchPlan:
             raise ValueError(f"local search climbs the guide verifier's gradient, but "
                              f"'{getattr(self.scoring.guide_verifier, 'name', '?')}' is not differentiable: connect "
                              "a differentiable guide verifier (use the other one as select_verifier)")
-        if self.local is not None and self.local.grad_mode == "denoiser" and not compat.denoiser_gradients_supported():
-            raise ValueError("gradient_mode 'denoiser' needs gradients through the UNet, which this ComfyUI version "
-                             "does not allow (in-place operations under inference mode); use gradient_mode 'x0' "
-                             "(guidance at the x0 prediction) or a newer ComfyUI")
         return self
 
 
@@ -168,7 +164,13 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
         denoiser, extra_args = per_row_inpainting(model, extra_args or {}, x.shape[0])
         if plan.local is not None and plan.local.grad_mode == "denoiser":
             denoiser = compat.differentiable_denoiser(denoiser, base_model)
-        samples = _search_function(plan.algorithm)(denoiser, x, sigmas, extra_args, step_callback, disable, **kwargs)
+        from ..search_core.evaluation import DenoiserGradientError
+        try:
+            samples = _search_function(plan.algorithm)(denoiser, x, sigmas, extra_args, step_callback, disable,
+                                                       **kwargs)
+        except DenoiserGradientError as error:
+            raise ValueError(f"Local Search Settings: gradient_mode 'denoiser' could not backpropagate through this "
+                             f"model ({error}); set gradient_mode to 'x0', which works with every model") from error
         if outcome is not None:
             outcome.rows_per_call = rows_policy.largest
             outcome.result = result

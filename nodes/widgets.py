@@ -204,8 +204,9 @@ def dfs_config(delta, delta_schedule, backtrack_steps, nfe_budget, max_backtrack
 def local_inputs() -> dict:
     return {
         "gradient_mode": (list(GRAD_MODES), {"default": "x0", "tooltip":
-                          "x0: gradient of the reward at the x0 prediction (works in every ComfyUI); denoiser: "
-                          "through the UNet (modern ComfyUI only, ~3 NFE per step)."}),
+                          "x0: gradient of the reward at the x0 prediction (cheap). denoiser: gradient through "
+                          "the model too (SD1.5, SDXL, SD3, FLUX; both ComfyUI versions); a backward pass costs ~2 "
+                          "more NFE and holds the model's activations, so it needs far more memory than x0."}),
         "langevin_steps": ("INT", {"default": 1, "min": 1, "max": 100, "tooltip":
                                    "Gradient iterations per guided step (paper ImageNet: 4)."}),
         "recur_steps": ("INT", {"default": 1, "min": 0, "max": 100, "tooltip":

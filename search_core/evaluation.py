@@ -22,6 +22,10 @@ def _check_rewards(rewards, m: int, name: str) -> torch.Tensor:
     return rewards
 
 
+class DenoiserGradientError(ValueError):
+    """Backpropagation through the denoiser failed for this model (grad_mode 'x0' needs none)."""
+
+
 class Evaluator:
     """Calls ``model`` and the verifiers for the samplers, counting NFE per item and checking outputs.
 
@@ -97,8 +101,9 @@ class Evaluator:
                     (g,) = torch.autograd.grad(r.sum(), xg)
                 except RuntimeError as error:
                     if "does not require grad" in str(error) or "inplace" in str(error):
-                        raise ValueError("the gradient through the denoiser failed (this model/ComfyUI version does "
-                                         "not support it); use LangevinConfig(grad_mode='x0')") from error
+                        raise DenoiserGradientError(f"the gradient through the denoiser failed "
+                                                    f"({str(error).splitlines()[0][:160]}); grad_mode "
+                                                    "'x0' needs no gradient through the model") from error
                     raise
             return x0.detach(), r.detach().float(), g
         x0, r, g = run_chunked(one, x, sigma_rows, items, max_batch=self.max_batch)

@@ -1,5 +1,7 @@
 """Shared fixtures: one thread (CI has two shared cores), offline hubs, and one real ComfyUI per test session."""
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -8,6 +10,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+FAMILY_MODELS_VERSION = 1   # bump when benchmarks/tiny_families.py changes what it writes
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -62,6 +66,28 @@ def tiny_graph(tiny_models):
             "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": batch}},
         }
     return build
+
+
+@pytest.fixture(scope="session")
+def family_models(tiny_models):
+    """family -> {"unet", "vae"} file names of the tiny SDXL / SD3 / FLUX model and its TAESD, beside the tiny SD1.5.
+
+    Built once per machine into a cache folder (FLUX's random weights take seconds to draw and 1.1 GB to store; both
+    ComfyUI passes of CI share them) and linked into the test session's model folders.
+    """
+    from benchmarks.tiny_families import write_family_model
+
+    cache = Path(os.environ.get("DIFFUSION_SEARCH_MODEL_CACHE") or
+                 Path(tempfile.gettempdir()) / f"diffusion-search-tiny-models-{FAMILY_MODELS_VERSION}")
+
+    def get(family: str) -> dict:
+        names = write_family_model(cache, family)
+        for kind, name in names.items():
+            link = Path(tiny_models["models_dir"]) / kind / name
+            if not link.exists():
+                link.symlink_to(cache / kind / name)
+        return names
+    return get
 
 
 # The browser tests of the search view share one ComfyUI server and one Chromium per session (tests/web_view_support.py).

@@ -2,8 +2,13 @@
 import torch
 
 
+# (tokens, context width, pooled width) of each family's text encoders: SD1 CLIP-L; SDXL CLIP-L+G; SD3 and FLUX T5-XXL
+# with CLIP-L(+G) pooled. Short token counts for the big-context families keep the cross-attention cheap on a CPU.
+FAMILIES = {"sd15": (77, 768, None), "sdxl": (8, 2048, 1280), "sd3": (8, 4096, 2048), "flux": (8, 4096, 768)}
+
+
 class DiffusionSearchTestConditioning:
-    """Seeded random CONDITIONING shaped like SD1.x CLIP output; replaces CLIPTextEncode for the tiny model."""
+    """Seeded random CONDITIONING shaped like a family's text encoder output; replaces CLIPTextEncode for tiny models."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -15,15 +20,22 @@ class DiffusionSearchTestConditioning:
             "width": ("INT", {"default": 768, "min": 1, "max": 8192,
                               "tooltip": "Embedding width: 768 (SD1.x CLIP), 4096 (umt5-xxl, Wan)."}),
             "tokens": ("INT", {"default": 77, "min": 1, "max": 1024}),
+            "family": (["custom", *FAMILIES], {"default": "custom", "tooltip":
+                       "custom: width x tokens, no pooled output; a family: its context and pooled shapes."}),
         }}
 
     RETURN_TYPES = ("CONDITIONING",)
     FUNCTION = "encode"
     CATEGORY = "testing/diffusion_search"
 
-    def encode(self, seed, text, width=768, tokens=77):
+    def encode(self, seed, text, width=768, tokens=77, family="custom"):
+        pooled_width = None
+        if family != "custom":
+            tokens, width, pooled_width = FAMILIES[family]
         g = torch.Generator().manual_seed(seed)
-        return ([[torch.randn(1, tokens, width, generator=g), {"pooled_output": None}]],)
+        context = torch.randn(1, tokens, width, generator=g)
+        pooled = None if pooled_width is None else torch.randn(1, pooled_width, generator=g)
+        return ([[context, {"pooled_output": pooled}]],)
 
 
 NODE_CLASS_MAPPINGS = {"DiffusionSearchTestConditioning": DiffusionSearchTestConditioning}
@@ -111,3 +123,27 @@ class DiffusionSearchTestLatent:
 
 NODE_CLASS_MAPPINGS["DiffusionSearchTestLatent"] = DiffusionSearchTestLatent
 NODE_DISPLAY_NAME_MAPPINGS["DiffusionSearchTestLatent"] = "Test latent"
+
+
+SAMPLER_FUNCTIONS: dict = {}
+
+
+class DiffusionSearchTestSampler:
+    """A SAMPLER running SAMPLER_FUNCTIONS[key]: lets a test run code where a sampler runs (ComfyUI's model wrapper)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"key": ("STRING", {"default": "check"})}}
+
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "build"
+    CATEGORY = "testing/diffusion_search"
+
+    def build(self, key):
+        import comfy.samplers
+
+        return (comfy.samplers.KSAMPLER(SAMPLER_FUNCTIONS[key]),)
+
+
+NODE_CLASS_MAPPINGS["DiffusionSearchTestSampler"] = DiffusionSearchTestSampler
+NODE_DISPLAY_NAME_MAPPINGS["DiffusionSearchTestSampler"] = "Test sampler"
