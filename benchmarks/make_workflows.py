@@ -1,10 +1,12 @@
-"""Regenerate the example workflows (UI format) and their preview PNGs: `python -m example_workflows._generate [NAME...]`.
+"""Regenerate the example workflows (UI format), their preview PNGs and JPEG thumbnails:
+`python -m benchmarks.make_workflows [NAME...]` (or `./run bench make_workflows`).
 
-The video workflow (Wan 2.1) needs a modern ComfyUI (COMFYUI_PATH) and also gets a .jpg thumbnail.
+The video workflow (Wan 2.1) needs a modern ComfyUI (COMFYUI_PATH).
 
 Widget order comes from the live node classes of a real ComfyUI (the harness), so widgets_values always match
 INPUT_TYPES. The PNG beside each workflow is the tiny random-weight model's result of that workflow (noise-like: the
-model is untrained) with the workflow embedded, so dropping the PNG on ComfyUI loads the graph.
+model is untrained) with the workflow embedded, so dropping the PNG on ComfyUI loads the graph; the same-name JPEG is
+the thumbnail modern ComfyUI's template browser asks for.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "example_workflows"
 SEED_WIDGETS = {"seed", "noise_seed"}
 CKPT = "v1-5-pruned-emaonly.safetensors"
 WIDGET_KINDS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
@@ -243,15 +245,14 @@ def main(argv=None) -> int:
 
     import torch
 
-    sys.path.insert(0, str(HERE.parent))
+    sys.path.insert(0, str(WORKFLOW_DIR.parent))
     from benchmarks.comfy_runtime import ComfyRuntime
     from benchmarks.demo import swap_in_tiny_model
     from benchmarks.tiny_models import write_tiny_models
     from benchmarks.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
-    from PIL import Image
     from benchmarks.ui_workflow import ui_to_api
 
-    from example_workflows._preview import save_preview
+    from benchmarks.workflow_previews import save_preview
 
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
@@ -262,7 +263,7 @@ def main(argv=None) -> int:
     for name, ui in build_all(runtime.node_classes).items():
         if only and name not in only:
             continue
-        path = HERE / f"{name}.json"
+        path = WORKFLOW_DIR / f"{name}.json"
         path.write_text(json.dumps(ui, indent=1) + "\n")
         prompt = ui_to_api(ui, runtime.node_classes)
         if name in VIDEO_WORKFLOWS:
@@ -270,10 +271,7 @@ def main(argv=None) -> int:
         else:
             prompt = swap_in_tiny_model(prompt, names, size=64, steps=12)
         outputs = runtime.run(prompt)
-        save_preview(outputs, base / "output", HERE / f"{name}.png", ui)
-        if name in VIDEO_WORKFLOWS:   # the modern frontend asks for a same-name .jpg thumbnail
-            with Image.open(HERE / f"{name}.png") as image:
-                image.convert("RGB").save(HERE / f"{name}.jpg", quality=90)
+        save_preview(outputs, base / "output", WORKFLOW_DIR / f"{name}.png", ui)   # and the .jpg thumbnail
         print(f"wrote {path.name} and its preview")
     return 0
 

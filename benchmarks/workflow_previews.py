@@ -1,4 +1,5 @@
-"""Preview PNGs for the example workflows: the saved images of a run, tiled, with the workflow embedded."""
+"""Preview PNGs for the example workflows (the saved images of a run, tiled, with the workflow embedded) and the
+same-name JPEG thumbnails that modern ComfyUI's template browser shows (it asks for `<workflow>.jpg`)."""
 from __future__ import annotations
 
 import json
@@ -41,3 +42,17 @@ def save_preview(outputs: dict, output_dir: Path, target: Path, workflow: dict) 
     info = PngImagePlugin.PngInfo()
     info.add_text("workflow", json.dumps(workflow))  # ComfyUI loads a dropped PNG's embedded workflow
     sheet.save(target, pnginfo=info)
+    save_thumbnail(target)
+
+
+def save_thumbnail(png: Path) -> Path:
+    """The PNG's picture as a JPEG beside it, same name (python -m benchmarks.workflow_previews makes all of them)."""
+    jpeg = Path(png).with_suffix(".jpg")
+    with Image.open(png) as image:
+        image.convert("RGB").save(jpeg, "JPEG", quality=90)
+    return jpeg
+
+
+if __name__ == "__main__":
+    for path in sorted((Path(__file__).resolve().parents[1] / "example_workflows").glob("*.png")):
+        print(save_thumbnail(path))

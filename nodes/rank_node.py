@@ -17,6 +17,10 @@ class DiffusionSearchRankImages:
     DESCRIPTION = "Scores an IMAGE batch with a verifier and sorts it best first (Best-of-N after the fact)."
     RETURN_TYPES = ("IMAGE", "STRING", "IMAGE", "FLOAT")
     RETURN_NAMES = ("ranked", "scores_json", "top_k", "best_score")
+    OUTPUT_TOOLTIPS = ("The whole batch sorted by reward, best first.",
+                       "JSON: every reward best first, the original index of each, and the verifier's name.",
+                       "The top_k best images.",
+                       "The reward of the best image.")
     FUNCTION = "rank"
     CATEGORY = CATEGORY
     OUTPUT_NODE = False
@@ -24,8 +28,9 @@ class DiffusionSearchRankImages:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "images": ("IMAGE",),
-            "verifier": (VERIFIER_TYPE,),
+            "images": ("IMAGE", {"tooltip": "The images to rank (a batch from VAE Decode or Load Image)."}),
+            "verifier": (VERIFIER_TYPE, {"tooltip": "The reward model that scores each image (a Load Verifier or "
+                                                    "Combine Verifiers node)."}),
             "prompt": ("STRING", {"default": "", "multiline": True,
                                   "tooltip": "Text the verifier compares against (ignored by prompt-free verifiers)."}),
             "top_k": ("INT", {"default": 1, "min": 1, "max": 4096,

@@ -25,6 +25,8 @@ class DiffusionSearchBFSSampler:
     DESCRIPTION = ("Breadth-first search: N particles per latent, scored by the verifier at resampling steps and "
                    "resampled by the chosen scheme. Plug into SamplerCustom's 'sampler'.")
     RETURN_TYPES = ("SAMPLER",)
+    OUTPUT_TOOLTIPS = ("The search as a SAMPLER: connect it to SamplerCustom's (or SamplerCustomAdvanced's) "
+                       "'sampler' input.",)
     FUNCTION = "build"
     CATEGORY = widgets.SEARCH_CATEGORY
 
@@ -56,6 +58,8 @@ class DiffusionSearchDFSSampler:
     DESCRIPTION = ("Depth-first search: one particle dives; when its score is below δ_t it backtracks ΔT steps "
                    "(forward-noising) and retries, until the NFE budget is spent.")
     RETURN_TYPES = ("SAMPLER",)
+    OUTPUT_TOOLTIPS = ("The search as a SAMPLER: connect it to SamplerCustom's (or SamplerCustomAdvanced's) "
+                       "'sampler' input.",)
     FUNCTION = "build"
     CATEGORY = widgets.SEARCH_CATEGORY
 
@@ -87,6 +91,8 @@ class DiffusionSearchLocalSearchSettings:
     DESCRIPTION = "Langevin local search = verifier-gradient guidance + recurrence; attach to BFS/DFS or use alone."
     RETURN_TYPES = (widgets.LOCAL_SEARCH_TYPE,)
     RETURN_NAMES = ("local_search",)
+    OUTPUT_TOOLTIPS = ("Langevin settings: connect to the 'local_search' input of a BFS / DFS sampler, KSampler "
+                       "(Search) or the Local Search Sampler.",)
     FUNCTION = "build"
     CATEGORY = widgets.SEARCH_CATEGORY
 
@@ -108,6 +114,8 @@ class DiffusionSearchLocalSampler:
 
     DESCRIPTION = "Langevin local search on its own as a SAMPLER (guidance + recurrence, paper Prop. 1)."
     RETURN_TYPES = ("SAMPLER",)
+    OUTPUT_TOOLTIPS = ("The search as a SAMPLER: connect it to SamplerCustom's (or SamplerCustomAdvanced's) "
+                       "'sampler' input.",)
     FUNCTION = "build"
     CATEGORY = widgets.SEARCH_CATEGORY
 

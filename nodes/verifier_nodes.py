@@ -96,6 +96,8 @@ def make_loader_node(spec):
         DESCRIPTION = spec.description
         RETURN_TYPES = (VERIFIER_TYPE,)
         RETURN_NAMES = ("verifier",)
+        OUTPUT_TOOLTIPS = (f"The {spec.name} reward model, for a search sampler's 'verifier' or 'select_verifier', "
+                           f"Rank Images or Combine Verifiers.",)
         FUNCTION = "load"
         CATEGORY = CATEGORY
 
@@ -119,7 +121,9 @@ def make_loader_node(spec):
                     required[option] = ("STRING", {"default": default, "tooltip": f"loader option '{option}'"})
             required["device"] = (["auto", "cpu"], {
                 "default": "auto", "tooltip": "auto = ComfyUI's compute device (the GPU when there is one)."})
-            required["dtype"] = (list(DTYPES), {"default": "float32"})
+            required["dtype"] = (list(DTYPES), {"default": "float32", "tooltip":
+                                 "Precision of the verifier's weights: float32 is exact and works everywhere; "
+                                 "float16 / bfloat16 halve its memory on a GPU (bfloat16 needs a recent card)."})
             required["chunk_size"] = ("INT", {
                 "default": 8, "min": 1, "max": 256,
                 "tooltip": "Images scored per forward pass; lower it if the verifier runs out of memory."})
@@ -151,6 +155,8 @@ class DiffusionSearchCombineVerifiers:
                    "weighted mean rank for selection only. Differentiable if all parts are (not in rank mode).")
     RETURN_TYPES = (VERIFIER_TYPE,)
     RETURN_NAMES = ("verifier",)
+    OUTPUT_TOOLTIPS = ("One verifier scoring with all of the connected ones; differentiable (can guide local search) "
+                       "when every part is and normalise is not rank.",)
     FUNCTION = "combine"
     CATEGORY = CATEGORY
 
@@ -158,15 +164,18 @@ class DiffusionSearchCombineVerifiers:
     def INPUT_TYPES(cls):
         weight = ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.05,
                             "tooltip": "Multiplies this verifier's reward; rewards are on each verifier's own scale."})
+        optional = {}
+        for index in (2, 3, 4):
+            optional[f"verifier_{index}"] = (VERIFIER_TYPE, {"tooltip": f"Verifier {index} (optional)."})
+            optional[f"weight_{index}"] = weight
         return {
-            "required": {"verifier_1": (VERIFIER_TYPE,), "weight_1": weight,
+            "required": {"verifier_1": (VERIFIER_TYPE, {"tooltip": "The first verifier (required)."}),
+                         "weight_1": weight,
                          "normalise": (list(NORMALISE_MODES), {"default": "raw", "tooltip":
                                        "raw: weights times each verifier's own scale; z-score: standardise each "
                                        "over the scored batch first; rank: weighted mean rank in [0, 1] (no "
                                        "gradients, use as select_verifier)."})},
-            "optional": {"verifier_2": (VERIFIER_TYPE,), "weight_2": weight,
-                         "verifier_3": (VERIFIER_TYPE,), "weight_3": weight,
-                         "verifier_4": (VERIFIER_TYPE,), "weight_4": weight},
+            "optional": optional,
         }
 
     @classmethod

@@ -3,7 +3,8 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
+import torch
+from PIL import Image, ImageChops
 
 from benchmarks.demo import swap_in_tiny_model
 from comfy_harness import is_modern, ui_to_api
@@ -56,9 +57,22 @@ def test_workflow_is_valid_ui_format_with_preview(path, comfy):
     else:
         assert "CheckpointLoaderSimple" in types and "UNETLoader" not in types
     preview = path.with_suffix(".png")
-    assert preview.is_file(), f"{preview.name} is missing: run python -m example_workflows._generate"
+    assert preview.is_file(), f"{preview.name} is missing: run python -m benchmarks.make_workflows"
     with Image.open(preview) as image:
         assert json.loads(image.info["workflow"]) == workflow, "the PNG must carry this workflow (drag and drop)"
+        picture = image.convert("RGB")
+    # modern ComfyUI's template browser shows <name>.jpg: the same picture as the PNG
+    thumbnail = path.with_suffix(".jpg")
+    assert thumbnail.is_file(), f"{thumbnail.name} is missing: run python -m benchmarks.workflow_previews"
+    with Image.open(thumbnail) as image:
+        assert image.format == "JPEG" and image.size == picture.size
+        difference = torch.tensor(list(ImageChops.difference(image.convert("RGB"), picture).getdata())).float()
+    assert difference.mean() < 8, "the thumbnail must show the PNG's picture (regenerate it from the PNG)"
+
+
+def test_example_workflows_folder_holds_only_workflows_and_pictures():
+    """ComfyUI serves example_workflows/ publicly as templates: no code there."""
+    assert {p.suffix for p in WORKFLOW_DIR.iterdir()} <= {".json", ".png", ".jpg"}
 
 
 TITLE_HEIGHT = 30   # LiteGraph draws a node's title bar above its pos
