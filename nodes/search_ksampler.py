@@ -78,7 +78,6 @@ class DiffusionSearchKSampler:
                prompt, search, particles, lam, resampling_steps, delta, backtrack_steps, nfe_budget, score_size,
                chunk_size, select_verifier=None, local_search=None, unique_id=None, **video):
         widgets.check_floats(type(self), cfg=cfg, denoise=denoise, lam=lam, delta=delta)
-        latents = compat.fix_empty_latent_channels(model, _latent_samples(latent_image))
         scoring = ScoringSpec(vae=vae, guide_verifier=verifier, prompt=prompt, select_verifier=select_verifier,
                               score_size=int(score_size), chunk_size=int(chunk_size),
                               video=widgets.video_scoring(**video))
@@ -93,7 +92,7 @@ def run_search(model, seed, steps, cfg, scheduler, positive, negative, latent_im
                callback=None):
     """KSampler's path with a search SAMPLER: (samples, SearchOutcome). callback(step, x0, x, total_steps) or None
     for ComfyUI's previews and step progress bar."""
-    latents = _latent_samples(latent_image)
+    latents = compat.fix_empty_latent_channels(model, _latent_samples(latent_image))
     outcome = SearchOutcome()
     sampler = make_search_sampler(plan, outcome)
     # before any sampling work, after any fix of empty latents (comfy.sample.fix_empty_latent_channels)
