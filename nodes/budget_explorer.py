@@ -56,6 +56,9 @@ class DiffusionSearchBudgetExplorer:
                    "keeps the runs that finished: the plot and table of those are returned and saved.")
     RETURN_TYPES = ("IMAGE", "STRING", "STRING")
     RETURN_NAMES = ("plot", "table", "runs_json")
+    OUTPUT_TOOLTIPS = ("Reward of the selected sample against NFE and seconds, one line per preset (mean ± s.e.).",
+                       "The same runs as a Markdown table.",
+                       "JSON: every run (preset, budget, seed, reward, NFE, seconds).")
     FUNCTION = "explore"
     CATEGORY = widgets.SEARCH_CATEGORY
     OUTPUT_NODE = True
@@ -63,11 +66,9 @@ class DiffusionSearchBudgetExplorer:
     @classmethod
     def INPUT_TYPES(cls):
         bfs, dfs = widgets.bfs_inputs(), widgets.dfs_inputs()
+        sampling = widgets.sampling_inputs(compat.scheduler_names())
         required = {
-            "model": ("MODEL",),
-            "positive": ("CONDITIONING",),
-            "negative": ("CONDITIONING",),
-            "latent_image": ("LATENT",),
+            **{name: sampling[name] for name in ("model", "positive", "negative", "latent_image")},
             **widgets.scoring_inputs(),
             "presets": ("STRING", {"default": "best_of_n, bfs", "tooltip":
                         f"Comma list of what to compare: {', '.join(explorable())}."}),
@@ -78,10 +79,7 @@ class DiffusionSearchBudgetExplorer:
                              "tooltip": "First seed; the runs use seed, seed+1, ... (same seeds for every setting)."}),
             "seeds": ("INT", {"default": 3, "min": 1, "max": 100,
                               "tooltip": "Seeds per setting: the error bars are the standard error over them."}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
-            "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
-            "scheduler": (compat.scheduler_names(),),
-            "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01}),
+            **{name: sampling[name] for name in ("steps", "cfg", "scheduler", "denoise")},
             "lam": bfs["lam"],
             "resampling_steps": bfs["resampling_steps"],
             "delta": dfs["delta"],

@@ -56,6 +56,7 @@ class DiffusionSearchDigitsConditioning:
                        "unconditional embedding, for the negative prompt of classifier-free guidance."})}}
 
     RETURN_TYPES = ("CONDITIONING",)
+    OUTPUT_TOOLTIPS = ("The digit's class embedding, for the digits world's model (positive / negative).",)
     FUNCTION = "encode"
     CATEGORY = "sampling/diffusion_search/digits"
     DESCRIPTION = "Prompt -> class embedding for the digits world's denoiser (benchmarks/digits/README.md)."

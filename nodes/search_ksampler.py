@@ -37,22 +37,13 @@ class DiffusionSearchKSampler:
 
     @classmethod
     def INPUT_TYPES(cls):
+        sampling = widgets.sampling_inputs(compat.scheduler_names())
         required = {
-            "model": ("MODEL", {"tooltip": "The diffusion model (SD1.5, SDXL, SD3, FLUX, ...) to search with."}),
+            "model": sampling["model"],
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                              "tooltip": "Same seed, same settings: same image (particle noise is derived from it)."}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip":
-                              "Denoising steps, as in KSampler; every particle takes each step (cost ~ particles x "
-                              "steps)."}),
-            "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip":
-                              "Classifier-free guidance scale, as in KSampler (FLUX: 1.0 and a FluxGuidance node)."}),
-            "scheduler": (compat.scheduler_names(), {"tooltip": "How the noise levels are spaced, as in KSampler."}),
-            "positive": ("CONDITIONING", {"tooltip": "The conditioning to follow (CLIP Text Encode)."}),
-            "negative": ("CONDITIONING", {"tooltip": "The conditioning to avoid (ignored at cfg 1)."}),
-            "latent_image": ("LATENT", {"tooltip": "Where to start: Empty Latent Image (any family; widened to the "
-                                                   "model's channels) or VAE Encode with denoise < 1."}),
-            "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip":
-                                  "How much of the input latent to re-noise, as in KSampler (1.0 = from noise)."}),
+            **{name: sampling[name] for name in ("steps", "cfg", "scheduler", "positive", "negative", "latent_image",
+                                                 "denoise")},
             **widgets.scoring_inputs(),
             "search": (_search_choices(), {"default": "bfs", "tooltip":
                        "A BFS preset (bfs = the paper's; fk and das end with a draw from the tilted target "

@@ -18,6 +18,8 @@ VERIFIER_TYPE = "SEARCH_VERIFIER"
 CATEGORY = "sampling/custom_sampling/search/verifiers"
 WEIGHT_EXTENSIONS = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 NORMALISE_MODES = ("raw", "z-score", "rank")
+DTYPE_TOOLTIP = ("Precision of the verifier's weights: float32 is exact and works everywhere; float16 / bfloat16 "
+                 "halve its memory on a GPU (bfloat16 needs a recent card).")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -121,9 +123,7 @@ def make_loader_node(spec):
                     required[option] = ("STRING", {"default": default, "tooltip": f"loader option '{option}'"})
             required["device"] = (["auto", "cpu"], {
                 "default": "auto", "tooltip": "auto = ComfyUI's compute device (the GPU when there is one)."})
-            required["dtype"] = (list(DTYPES), {"default": "float32", "tooltip":
-                                 "Precision of the verifier's weights: float32 is exact and works everywhere; "
-                                 "float16 / bfloat16 halve its memory on a GPU (bfloat16 needs a recent card)."})
+            required["dtype"] = (list(DTYPES), {"default": "float32", "tooltip": DTYPE_TOOLTIP})
             required["chunk_size"] = ("INT", {
                 "default": 8, "min": 1, "max": 256,
                 "tooltip": "Images scored per forward pass; lower it if the verifier runs out of memory."})
@@ -247,6 +247,8 @@ class DiffusionSearchVerifierClassifier:
                    "Differentiable, so it can guide local search.")
     RETURN_TYPES = (VERIFIER_TYPE,)
     RETURN_NAMES = ("verifier",)
+    OUTPUT_TOOLTIPS = ("The classifier as a reward model, for a search sampler's 'verifier' or 'select_verifier', "
+                       "Rank Images or Combine Verifiers.",)
     FUNCTION = "load"
     CATEGORY = CATEGORY
 
@@ -274,7 +276,7 @@ class DiffusionSearchVerifierClassifier:
                               "inception (0.5), clip, or none (pixels in [0, 1])."}),
             "device": (["auto", "cpu"], {"default": "auto", "tooltip":
                        "auto = ComfyUI's compute device (the GPU when there is one)."}),
-            "dtype": (list(DTYPES), {"default": "float32"}),
+            "dtype": (list(DTYPES), {"default": "float32", "tooltip": DTYPE_TOOLTIP}),
             "chunk_size": ("INT", {"default": 32, "min": 1, "max": 1024, "tooltip":
                            "Images scored per forward pass; lower it if the verifier runs out of memory."}),
         }}

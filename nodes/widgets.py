@@ -66,6 +66,25 @@ def preset_choices() -> list[str]:
            [name for name in PRESETS if name not in PRESET_ORDER] + [CUSTOM]
 
 
+def sampling_inputs(scheduler_names: list[str]) -> dict:
+    """KSampler's own inputs (model, conditioning, latent, steps, cfg, scheduler, denoise), with tooltips."""
+    return {
+        "model": ("MODEL", {"tooltip": "The diffusion model (SD1.5, SDXL, SD3, FLUX, ...) to search with."}),
+        "positive": ("CONDITIONING", {"tooltip": "The conditioning to follow (CLIP Text Encode)."}),
+        "negative": ("CONDITIONING", {"tooltip": "The conditioning to avoid (ignored at cfg 1)."}),
+        "latent_image": ("LATENT", {"tooltip": "Where to start: Empty Latent Image (widened to the model's channels, "
+                                               "e.g. 16 for SD3 / FLUX) or VAE Encode with denoise < 1."}),
+        "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip":
+                          "Denoising steps, as in KSampler; every particle takes each step (cost ~ particles x "
+                          "steps)."}),
+        "cfg": ("FLOAT", {"default": 7.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip":
+                          "Classifier-free guidance scale, as in KSampler (FLUX: 1.0, with a FluxGuidance node)."}),
+        "scheduler": (scheduler_names, {"tooltip": "How the noise levels are spaced, as in KSampler."}),
+        "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip":
+                              "How much of the input latent to re-noise, as in KSampler (1.0 = from noise)."}),
+    }
+
+
 def scoring_inputs() -> dict:
     """vae, guide verifier, prompt: what the scoring path latent -> image -> reward needs."""
     return {
