@@ -3,7 +3,7 @@ import pytest
 from safetensors.torch import save_file
 import torch
 
-from comfy_harness import ComfyExecutionError
+from comfy_harness import MODERN_ONLY, ComfyExecutionError, skip_unless_modern
 
 SIZE = 32
 STAGE_C_PREVIEWER = "tiny_stable_cascade_previewer.safetensors"
@@ -68,8 +68,8 @@ def _latent(comfy, shape, noise=True):
 def test_latents_the_search_cannot_use_are_refused_naming_the_latent_node(comfy, tiny_graph, graph, shape, noise,
                                                                            message):
     if graph == "SamplerCustom" and shape == "1,4,4" and not comfy.modern:
-        pytest.skip("the 2024 SamplerCustom estimates memory from the latent's shape (IndexError) before any sampler "
-                    "code runs; KSampler (Search) and modern ComfyUI reach the check")
+        skip_unless_modern(comfy, "the 2024 SamplerCustom estimates memory from the latent's shape (IndexError) "
+                                  "before any sampler code runs; KSampler (Search) and modern ComfyUI reach the check")
     with pytest.raises(ComfyExecutionError, match=message):
         comfy.run(GRAPHS[graph](tiny_graph, _latent(comfy, shape, noise)))
 
@@ -103,7 +103,7 @@ def test_video_models_take_5d_latents_and_image_models_do_not(comfy):
         latents.check_latent(image_model, torch.zeros(2, 4, 3, 8, 8))
     video = getattr(formats, "HunyuanVideo", None)
     if video is None:
-        pytest.skip("this ComfyUI has no video latent formats")
+        pytest.skip(f"{MODERN_ONLY}: this ComfyUI has no video latent formats")
     video_model = SimpleNamespace(latent_format=video())
     latents.check_latent(video_model, torch.zeros(1, 16, 3, 8, 8))
     with pytest.raises(ValueError, match="video model.*video latent node, EmptyHunyuanLatentVideo"):

@@ -112,12 +112,14 @@ def _write_bad(kind: str, path: Path, folder: Path) -> str:
 KINDS = ("empty", "truncated", "garbage", "unsafe_pickle", "wrong_architecture")
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("case", list(LOADERS))
+# Every loader with every kind of bad file, except a pickle in a .safetensors file (a safetensors file holds none).
+BAD_FILES = [(case, kind) for kind in KINDS for case in LOADERS
+             if not (kind == "unsafe_pickle" and LOADERS[case][0].endswith(".safetensors"))]
+
+
+@pytest.mark.parametrize("case, kind", BAD_FILES)
 def test_bad_weights_file_error_names_the_file_and_the_problem(tmp_path, case, kind):
     filename, _, companions = LOADERS[case]
-    if kind == "unsafe_pickle" and filename.endswith(".safetensors"):
-        pytest.skip("a safetensors file holds no pickle")
     if companions is not None:
         companions(tmp_path)
     picked = tmp_path / filename
