@@ -71,7 +71,7 @@ DIGITS = REPO / "benchmarks" / "digits" / "weights"
 
 
 @pytest.mark.skipif(not os.environ.get("UPDATE_SCREENSHOTS"),
-                    reason="refreshes docs/images/search-view.png on demand (UPDATE_SCREENSHOTS=1), never in CI")
+                    reason="on demand: refreshes docs/images/search-view.png (UPDATE_SCREENSHOTS=1), never in CI")
 def test_readme_screenshot_from_the_digits_world(server, browser, tmp_path):
     """The README's picture: a real BFS run of the learned digits world (benchmarks/digits), guided by its classifier."""
     if not (DIGITS / "digits_unet_sd15.safetensors").is_file():
