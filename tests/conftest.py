@@ -27,7 +27,7 @@ def pytest_runtest_makereport(item, call):
 
     if reason.startswith("Skipped: "):
         reason = reason[len("Skipped: "):]
-    if reason.startswith(MODERN_ONLY) and not is_modern(comfyui_root()) or reason.startswith(ON_DEMAND):
+    if (reason.startswith(MODERN_ONLY) and not is_modern(comfyui_root())) or reason.startswith(ON_DEMAND):
         return
     report.outcome = "failed"
     report.longrepr = f"skipped in CI, where every test must run (in one of the two ComfyUI passes): {reason}"
