@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from comfy_harness import is_modern
+from comfy_harness import skip_unless_modern
 
 VIDEO_WIDGETS = ("video_frames", "video_aggregate", "temporal_weight", "video_decoder")
 SEARCH_NODES = ("DiffusionSearchBFSSampler", "DiffusionSearchDFSSampler", "DiffusionSearchLocalSampler",
@@ -43,9 +43,7 @@ def test_search_nodes_have_video_widgets_with_tooltips(comfy):
 
 @pytest.fixture(scope="module")
 def wan(comfy, tiny_models):
-    if not is_modern(comfy.root):
-        pytest.skip("the 2024 ComfyUI snapshot has no Wan video models (comfy.ldm.wan); run with a modern "
-                    "COMFYUI_PATH")
+    skip_unless_modern(comfy, "the 2024 ComfyUI snapshot has no Wan video models (comfy.ldm.wan)")
     from benchmarks.tiny_video_models import write_tiny_wan_models
 
     return write_tiny_wan_models(tiny_models["models_dir"])

@@ -7,7 +7,7 @@ import torch
 from PIL import Image, ImageChops
 
 from benchmarks.demo import swap_in_tiny_model
-from comfy_harness import is_modern, ui_to_api
+from comfy_harness import skip_unless_modern, ui_to_api
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "example_workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
@@ -20,8 +20,9 @@ VIDEO_WORKFLOWS = {"wan21_t2v_search": {"UNETLoader": "wan2.1_t2v_1.3B_fp16.safe
 
 
 def _skip_video_on_2024(path, comfy):
-    if path.stem in VIDEO_WORKFLOWS and not is_modern(comfy.root):
-        pytest.skip("a Wan video workflow: the 2024 ComfyUI snapshot has no Wan models or video latent nodes")
+    if path.stem in VIDEO_WORKFLOWS:
+        skip_unless_modern(comfy, "a Wan video workflow: the 2024 ComfyUI snapshot has no Wan models or video "
+                                  "latent nodes")
 
 
 def test_there_is_a_workflow_per_use():
