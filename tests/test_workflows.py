@@ -2,9 +2,10 @@
 import json
 from pathlib import Path
 
+import numpy
 import pytest
 import torch
-from PIL import Image, ImageChops
+from PIL import Image
 
 from benchmarks.demo import swap_in_tiny_model
 from comfy_harness import skip_unless_modern, ui_to_api
@@ -67,8 +68,10 @@ def test_workflow_is_valid_ui_format_with_preview(path, comfy):
     assert thumbnail.is_file(), f"{thumbnail.name} is missing: run python -m benchmarks.workflow_previews"
     with Image.open(thumbnail) as image:
         assert image.format == "JPEG" and image.size == picture.size
-        difference = torch.tensor(list(ImageChops.difference(image.convert("RGB"), picture).getdata())).float()
-    assert difference.mean() < 8, "the thumbnail must show the PNG's picture (regenerate it from the PNG)"
+        # 8x8 block means: what JPEG keeps best, even of noise-like previews
+        blocks = [torch.from_numpy(numpy.asarray(picture_.reduce(8), dtype=numpy.float32))
+                  for picture_ in (image.convert("RGB"), picture)]
+    assert (blocks[0] - blocks[1]).abs().mean() < 6, "the thumbnail must show the PNG's picture (regenerate it)"
 
 
 def test_example_workflows_folder_holds_only_workflows_and_pictures():
