@@ -107,14 +107,18 @@ class DiffusionSearchBudgetExplorer:
 
     def explore(self, model, positive, negative, latent_image, vae, verifier, prompt, presets, budgets, seed, seeds,
                 steps, cfg, scheduler, denoise, lam, resampling_steps, delta, backtrack_steps, score_size, chunk_size,
-                filename_prefix="budget_explorer", select_verifier=None, local_search=None, unique_id=None):
-        widgets.check_floats(type(self), cfg=cfg, denoise=denoise, lam=lam, delta=delta)
+                filename_prefix="budget_explorer", select_verifier=None, local_search=None, unique_id=None,
+                **video):
+        widgets.check_floats(type(self), cfg=cfg, denoise=denoise, lam=lam, delta=delta,
+                             temporal_weight=video.get("temporal_weight"))
         names, sizes = parse_presets(presets), parse_budgets(budgets)
         n_items = _latent_samples(latent_image).shape[0]
         scoring = ScoringSpec(vae=vae, guide_verifier=verifier, prompt=prompt, select_verifier=select_verifier,
-                              score_size=int(score_size), chunk_size=int(chunk_size)).validate()
-        # Cheapest first: a cancelled exploration keeps every preset at the small budgets.
-        jobs = [(name, size, int(seed) + k) for size in sizes for name in names for k in range(int(seeds))]
+                              score_size=int(score_size), chunk_size=int(chunk_size),
+                              video=widgets.video_scoring(**video)).validate()
+        # Cheapest first, so a cancelled exploration keeps every preset at the small budgets; within a budget the
+        # presets take turns seed by seed, so a busy spell of the machine does not land on one preset's seconds.
+        jobs = [(name, size, int(seed) + k) for size in sizes for k in range(int(seeds)) for name in names]
         if len(jobs) > MAX_RUNS:
             raise ValueError(f"{len(jobs)} runs planned (presets x budgets x seeds); at most {MAX_RUNS}: drop some")
         plans = {(name, size): _plan(name, scoring, size, lam, resampling_steps, delta, backtrack_steps,

@@ -21,7 +21,9 @@ def _graph(tiny_graph, presets="best_of_n, bfs", budgets="1, 2", seeds=2, seed=5
         "vae": ["vae", 0], "verifier": ["ver", 0], "prompt": "a red apple", "presets": presets, "budgets": budgets,
         "seed": seed, "seeds": seeds, "steps": STEPS, "cfg": 3.0, "scheduler": "normal", "denoise": 1.0,
         "lam": 10.0, "resampling_steps": 2, "delta": 0.0, "backtrack_steps": 2, "score_size": 0, "chunk_size": 16,
-        "filename_prefix": "explorer_test"}}
+        "filename_prefix": "explorer_test",
+        # every widget the UI sends, the optional video ones included
+        "video_frames": 4, "video_aggregate": "mean", "temporal_weight": 0.0, "video_decoder": "vae"}}
     for slot, key in enumerate(("plot", "table", "runs")):
         graph[f"cap_{key}"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["explore", slot],
                                                                                      "key": key}}
