@@ -55,7 +55,7 @@ def swap_in_tiny_model(prompt: dict, names: dict, size: int, steps: int | None) 
             text = inputs.get("text", "")
             prompt[node_id] = {"class_type": "DiffusionSearchTestConditioning",
                                "inputs": {"seed": zlib.crc32(text.encode()) % 2**31, "text": text}}
-        elif kind == "EmptyLatentImage":
+        elif kind in ("EmptyLatentImage", "ImageScale"):
             inputs.update(width=size, height=size)
         elif steps is not None and "steps" in inputs and not isinstance(inputs["steps"], list):
             inputs["steps"] = steps
@@ -105,6 +105,27 @@ def plain_version(prompt: dict) -> dict:
         if node["class_type"] == "SaveImage":
             node["inputs"]["filename_prefix"] = "search/plain"
     return plain
+
+
+def provide_input_images(prompt: dict, input_dir, size: int = 64) -> list[Path]:
+    """Write a real photo (scikit-learn's china.jpg, CC-BY 2.0) for every LoadImage file missing from input_dir.
+
+    The example workflows load ComfyUI's own input/example.png; a fresh input folder does not have it."""
+    written = []
+    for node in prompt.values():
+        if node["class_type"] != "LoadImage":
+            continue
+        path = Path(input_dir) / str(node["inputs"]["image"])
+        if path.exists():
+            continue
+        from PIL import Image
+        from sklearn.datasets import load_sample_images
+
+        photo = Image.fromarray(load_sample_images().images[0]).resize((size, size), Image.LANCZOS)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        photo.save(path)
+        written.append(path)
+    return written
 
 
 def summarise(events: list[dict]) -> list[dict]:

@@ -1,7 +1,8 @@
 """Regenerate the example workflows (UI format), their preview PNGs and JPEG thumbnails:
 `python -m benchmarks.make_workflows [NAME...]` (or `./run bench make_workflows`).
 
-The video workflow (Wan 2.1) needs a modern ComfyUI (COMFYUI_PATH).
+The video workflow (Wan 2.1) needs a modern ComfyUI (COMFYUI_PATH). budget_explorer's picture comes from the
+learned digits world (DIGITS_PICTURES), not the tiny model.
 
 Widget order comes from the live node classes of a real ComfyUI (the harness), so widgets_values always match
 INPUT_TYPES. The PNG beside each workflow is the tiny random-weight model's result of that workflow (noise-like: the
@@ -99,15 +100,19 @@ class Builder:
 PROMPT = "a red apple on a green table"
 
 
-def _base(b, batch=1, size=512):
-    """Checkpoint, prompts, empty latent, the demo-safe verifier (no download)."""
-    ids = {"ckpt": b.add("CheckpointLoaderSimple", (0, 0), {"ckpt_name": CKPT})}
-    ids["pos"] = b.add("CLIPTextEncode", (360, 0), {"text": PROMPT}, clip=(ids["ckpt"], 1))
-    ids["neg"] = b.add("CLIPTextEncode", (360, 260), {"text": "blurry, low quality"}, clip=(ids["ckpt"], 1))
-    ids["latent"] = b.add("EmptyLatentImage", (0, 300), {"width": size, "height": size, "batch_size": batch})
-    ids["ver"] = b.add("DiffusionSearchVerifierPromptColour", (0, 500), {"device": "auto"})
-    ids["sched"] = b.add("BasicScheduler", (360, 520), {"scheduler": "normal", "steps": 30, "denoise": 1.0},
-                         model=(ids["ckpt"], 0))
+def _base(b, batch=1, size=512, latent=True, sched=True):
+    """Checkpoint, prompts, empty latent, the demo-safe verifier (no download), a scheduler."""
+    ids = {"ckpt": b.add("CheckpointLoaderSimple", (0, 0), {"ckpt_name": CKPT}, size=(320, 120))}
+    ids["pos"] = b.add("CLIPTextEncode", (380, 0), {"text": PROMPT}, size=(320, 160), clip=(ids["ckpt"], 1))
+    ids["neg"] = b.add("CLIPTextEncode", (380, 230), {"text": "blurry, low quality"}, size=(320, 160),
+                       clip=(ids["ckpt"], 1))
+    if latent:
+        ids["latent"] = b.add("EmptyLatentImage", (0, 190), {"width": size, "height": size, "batch_size": batch},
+                              size=(320, 130))
+    ids["ver"] = b.add("DiffusionSearchVerifierPromptColour", (0, 390), {"device": "auto"}, size=(320, 130))
+    if sched:
+        ids["sched"] = b.add("BasicScheduler", (380, 460), {"scheduler": "normal", "steps": 30, "denoise": 1.0},
+                             size=(320, 130), model=(ids["ckpt"], 0))
     return ids
 
 
@@ -221,10 +226,48 @@ def wan21_t2v_search(b):
           images=(dec, 0))
 
 
+def img2img_search(b):
+    """Search from a photo: VAE-encoded, noised to denoise 0.6, every particle starting from it."""
+    ids = _base(b, latent=False, sched=False)
+    photo = b.add("LoadImage", (0, 590), {"image": "example.png"}, size=(320, 360))
+    scaled = b.add("ImageScale", (380, 460), {"upscale_method": "lanczos", "width": 512, "height": 512,
+                                              "crop": "center"}, size=(320, 180), image=(photo, 0))
+    encoded = b.add("VAEEncode", (380, 700), size=(320, 70), pixels=(scaled, 0), vae=(ids["ckpt"], 2))
+    ks = b.add("DiffusionSearchKSampler", (760, 0),
+               {"seed": 42, "steps": 30, "cfg": 7.0, "scheduler": "normal", "denoise": 0.6, "prompt": PROMPT,
+                "search": "bfs", "particles": 4}, size=(320, 800),
+               model=(ids["ckpt"], 0), positive=(ids["pos"], 0), negative=(ids["neg"], 0),
+               latent_image=(encoded, 0), vae=(ids["ckpt"], 2), verifier=(ids["ver"], 0))
+    b.add("SaveImage", (1140, 140), {"filename_prefix": "search/img2img_input"}, size=(320, 270), images=(scaled, 0))
+    best = b.add("VAEDecode", (1140, 0), size=(320, 70), samples=(ks, 0), vae=(ids["ckpt"], 2))
+    b.add("SaveImage", (1520, 0), {"filename_prefix": "search/img2img_best"}, size=(320, 270), images=(best, 0))
+
+
+def budget_explorer(b):
+    """Which preset and budget pay off for this model and verifier: reward against NFE and seconds."""
+    ids = _base(b, sched=False)
+    explorer = b.add("DiffusionSearchBudgetExplorer", (760, 0),
+                     {"prompt": PROMPT, "presets": "best_of_n, fk, bfs", "budgets": "1, 2, 4", "seed": 0,
+                      "seeds": 2, "steps": 30, "cfg": 7.0, "scheduler": "normal"}, size=(320, 860),
+                     model=(ids["ckpt"], 0), positive=(ids["pos"], 0), negative=(ids["neg"], 0),
+                     latent_image=(ids["latent"], 0), vae=(ids["ckpt"], 2), verifier=(ids["ver"], 0))
+    b.add("SaveImage", (1140, 0), {"filename_prefix": "search/budget_explorer"}, size=(320, 270),
+          images=(explorer, 0))
+
+
 WORKFLOWS = {f.__name__: f for f in (bfs_search, bfs_presets_side_by_side, dfs_backtracking, local_search,
-                                      dual_verifiers, rank_batch, search_ksampler, wan21_t2v_search)}
+                                      dual_verifiers, rank_batch, search_ksampler, wan21_t2v_search, img2img_search,
+                                      budget_explorer)}
 # Video workflows need modern ComfyUI's nodes (EmptyHunyuanLatentVideo, Wan models): built and run only there.
 VIDEO_WORKFLOWS = {"wan21_t2v_search"}
+
+
+# Pictures made with the learned digits world (benchmarks/digits) instead of the tiny random model: the demo's
+# swap_in_digits_world puts the digits UNet, VAE, Digits Conditioning and guide classifier in place of the checkpoint,
+# text encoders and verifier, asking for a handwritten 3; at CFG 1 a quarter of plain samples miss the digit, so the
+# search has work to do. The explorer's own widgets are set for the picture here.
+DIGITS_PICTURES = {"budget_explorer": {"seeds": 6, "budgets": "1, 2, 4, 8", "cfg": 1.0}}
+DIGITS_LABEL, DIGITS_STEPS = "3", 25
 
 
 def build_all(node_classes) -> dict:
@@ -247,7 +290,8 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(WORKFLOW_DIR.parent))
     from benchmarks.comfy_runtime import ComfyRuntime
-    from benchmarks.demo import swap_in_tiny_model
+    from benchmarks.demo import provide_input_images, swap_in_digits_world, swap_in_tiny_model
+    from benchmarks.digits.graphs import read_world, register_folders
     from benchmarks.tiny_models import write_tiny_models
     from benchmarks.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
     from benchmarks.ui_workflow import ui_to_api
@@ -258,7 +302,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     base = Path(tempfile.mkdtemp(prefix="workflows_"))
     names = write_tiny_models(base / "models")
-    runtime = ComfyRuntime.boot(base, base / "models")
+    world = read_world()
+    runtime = register_folders(ComfyRuntime.boot(base, base / "models", world.model_folders()), world)
     only = set(sys.argv[1:] if argv is None else argv)
     for name, ui in build_all(runtime.node_classes).items():
         if only and name not in only:
@@ -268,8 +313,14 @@ def main(argv=None) -> int:
         prompt = ui_to_api(ui, runtime.node_classes)
         if name in VIDEO_WORKFLOWS:
             prompt = swap_in_tiny_wan(prompt, write_tiny_wan_models(base / "models"), size=64, frames=9, steps=12)
+        elif name in DIGITS_PICTURES:
+            prompt = swap_in_digits_world(prompt, world, world.prompt(DIGITS_LABEL), 1, DIGITS_STEPS)
+            for node in prompt.values():
+                if node["class_type"] == "DiffusionSearchBudgetExplorer":
+                    node["inputs"].update(DIGITS_PICTURES[name])
         else:
             prompt = swap_in_tiny_model(prompt, names, size=64, steps=12)
+        provide_input_images(prompt, runtime.folder_paths.get_input_directory(), size=64)
         outputs = runtime.run(prompt)
         save_preview(outputs, base / "output", WORKFLOW_DIR / f"{name}.png", ui)   # and the .jpg thumbnail
         print(f"wrote {path.name} and its preview")

@@ -30,15 +30,21 @@ def _frames(path: Path, most: int = 4) -> list:
     return frames
 
 
+def _tile(image):
+    """Generated pictures (square) are upscaled to TILE; a plot (not square) keeps its size, so it stays legible."""
+    return image.resize((TILE, TILE), Image.NEAREST) if image.width == image.height else image
+
+
 def save_preview(outputs: dict, output_dir: Path, target: Path, workflow: dict) -> None:
     """Tile the saved images (nearest-neighbour upscaled) into one PNG that carries the workflow JSON."""
-    images = [frame.convert("RGB").resize((TILE, TILE), Image.NEAREST)
-              for path in saved_images(outputs, output_dir) for frame in _frames(path)]
+    images = [_tile(frame.convert("RGB")) for path in saved_images(outputs, output_dir) for frame in _frames(path)]
     if not images:
         raise RuntimeError(f"the workflow for {target.name} saved no images")
-    sheet = Image.new("RGB", (TILE * len(images), TILE), "white")
-    for column, image in enumerate(images):
-        sheet.paste(image, (column * TILE, 0))
+    sheet = Image.new("RGB", (sum(i.width for i in images), max(i.height for i in images)), "white")
+    left = 0
+    for image in images:
+        sheet.paste(image, (left, 0))
+        left += image.width
     info = PngImagePlugin.PngInfo()
     info.add_text("workflow", json.dumps(workflow))  # ComfyUI loads a dropped PNG's embedded workflow
     sheet.save(target, pnginfo=info)

@@ -7,13 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.demo import swap_in_tiny_model
+from benchmarks.demo import provide_input_images, swap_in_tiny_model
 from comfy_harness import skip_unless_modern, ui_to_api
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "example_workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
 SEARCH_NODES = {"DiffusionSearchBFSSampler", "DiffusionSearchDFSSampler", "DiffusionSearchLocalSampler",
                 "DiffusionSearchKSampler"}
+EXPLORER = "DiffusionSearchBudgetExplorer"
 # Video workflows use modern ComfyUI's Wan nodes and ComfyUI's own Wan template loaders and file names.
 VIDEO_WORKFLOWS = {"wan21_t2v_search": {"UNETLoader": "wan2.1_t2v_1.3B_fp16.safetensors",
                                         "CLIPLoader": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
@@ -29,7 +30,7 @@ def _skip_video_on_2024(path, comfy):
 def test_there_is_a_workflow_per_use():
     names = {path.stem for path in WORKFLOWS}
     assert {"bfs_search", "bfs_presets_side_by_side", "dfs_backtracking", "local_search", "dual_verifiers",
-            "rank_batch", "wan21_t2v_search"} <= names
+            "rank_batch", "wan21_t2v_search", "img2img_search", "budget_explorer"} <= names
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
@@ -109,10 +110,14 @@ def test_workflow_runs_end_to_end(path, comfy, tiny_models):
                                   steps=3)
     else:
         prompt = swap_in_tiny_model(prompt, tiny_models, size=32, steps=4)
+    provide_input_images(prompt, comfy.folder_paths.get_input_directory(), size=32)
     comfy.events.clear()
     outputs = comfy.run(prompt)
     saved = [image for output in outputs.values() for image in (output or {}).get("images", [])]
     assert saved, "each example saves images"
-    searches = sum(1 for node in prompt.values() if node["class_type"] in SEARCH_NODES)
-    finals = [data for event, data in comfy.events if event == "diffusion_search.event" and data["type"] == "final"]
-    assert len(finals) == searches
+    finals = [data["node"] for event, data in comfy.events
+              if event == "diffusion_search.event" and data["type"] == "final"]
+    searches = [node_id for node_id, node in prompt.items() if node["class_type"] in SEARCH_NODES]
+    assert sorted(node_id for node_id in finals if node_id in searches) == sorted(searches)  # one search each
+    explorers = [node_id for node_id, node in prompt.items() if node["class_type"] == EXPLORER]
+    assert all(node_id in finals for node_id in explorers)  # ... and an explorer runs several
