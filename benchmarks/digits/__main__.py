@@ -1,6 +1,7 @@
 """The digits world: `python -m benchmarks.digits build` makes its weights (see benchmarks/digits/README.md);
 `python -m benchmarks.digits run` runs the class-conditional search experiment through the real nodes
-(docs/digits.md); `python -m benchmarks.digits comfy-check` samples the committed world through ComfyUI and scores it."""
+(docs/digits.md); `python -m benchmarks.digits comfy-check` samples the committed world through ComfyUI and
+scores it."""
 import sys
 
 COMMANDS = {"build": "benchmarks.digits.build", "run": "benchmarks.digits.experiment",

@@ -20,7 +20,8 @@ log = logging.getLogger("digits.comfy_check")
 def digit_prompt(manifest: dict, digit: int, batch: int, seed: int, steps: int, cfg: float) -> dict:
     """API-format graph: 'a handwritten <digit>' -> a batch of decoded 64 x 64 digits, captured for the caller."""
     return {
-        "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": manifest["unet"]["file"], "weight_dtype": "default"}},
+        "unet": {"class_type": "UNETLoader",
+                 "inputs": {"unet_name": manifest["unet"]["file"], "weight_dtype": "default"}},
         "vae": {"class_type": "VAELoader", "inputs": {"vae_name": manifest["vae"]["file"]}},
         "pos": {"class_type": "DiffusionSearchDigitsConditioning", "inputs": {"text": f"a handwritten {digit}"}},
         "neg": {"class_type": "DiffusionSearchDigitsConditioning", "inputs": {"text": ""}},
@@ -34,7 +35,8 @@ def digit_prompt(manifest: dict, digit: int, batch: int, seed: int, steps: int, 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.digits comfy-check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.digits comfy-check",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--steps", type=int, default=20)
