@@ -28,8 +28,8 @@ from benchmarks.digits.graphs import SELECT_SIZE, WEIGHTS_DIR, World, read_world
 from benchmarks.digits.methods import METHODS, Method, Settings, search_graph
 
 EVENT = "diffusion_search.event"
-QUICK = dict(seeds=2, particles=[4], cfg=[1.0])
-FULL = dict(seeds=20, particles=[2, 4, 8], cfg=[1.0, 3.0])
+QUICK = dict(seeds=1, particles=[4], cfg=[1.0], methods=["plain", "best_of_n", "bfs", "dfs", "local", "dual"])
+FULL = dict(seeds=20, particles=[2, 4, 8], cfg=[1.0, 2.0], methods=list(METHODS))
 log = logging.getLogger("digits.experiment")
 
 
@@ -171,14 +171,15 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.digits run", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="N = 4, CFG 1, 2 latents per class (about 5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="N = 4, CFG 1, one latent per digit, six methods "
+                                                             "(about 5 minutes here)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--plot", type=Path, default=None, help="reward-vs-NFE PNG (default: beside --json, or "
                                                                  "digits_scaling.png in the working folder)")
     parser.add_argument("--seeds", type=int, default=None, help="latents per class (default 20; quick 2)")
     parser.add_argument("--particles", type=int, nargs="+", default=None, help="N values (default 2 4 8)")
-    parser.add_argument("--cfg", type=float, nargs="+", default=None, help="CFG scales (default 1.0 3.0)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--cfg", type=float, nargs="+", default=None, help="CFG scales (default 1.0 2.0)")
+    parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS), help="default: all")
     parser.add_argument("--steps", type=int, default=Settings.steps)
     parser.add_argument("--lam", type=float, default=Settings.lam)
     parser.add_argument("--delta", type=float, default=Settings.delta)
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
     log.setLevel(logging.INFO)
     torch.set_num_threads(args.threads)
     grid = dict(QUICK if args.quick else FULL)
-    for key in ("seeds", "particles", "cfg"):
+    for key in ("seeds", "particles", "cfg", "methods"):
         if getattr(args, key) is not None:
             grid[key] = getattr(args, key)
     settings = Settings(steps=args.steps, lam=args.lam, delta=args.delta, mu=args.mu)
@@ -230,7 +231,7 @@ def main(argv=None) -> int:
             tmp.replace(args.json)
 
     started = time.perf_counter()
-    rows = run_grid(world, runtime, settings, args.methods, grid["particles"], grid["cfg"], grid["seeds"],
+    rows = run_grid(world, runtime, settings, grid["methods"], grid["particles"], grid["cfg"], grid["seeds"],
                     done=done, on_row=save)
     seconds = time.perf_counter() - started
     print(f"\nDigits world ({world.name}), ComfyUI {'modern' if runtime.modern else '2024'}, {device}: "

@@ -16,7 +16,7 @@ PRESETS = ("best_of_n", "fk", "das", "treeg", "svdd", "bfs")
 class Settings:
     """Hyperparameters shared by every method of one run (the widgets' meaning, docs/nodes.md)."""
 
-    steps: int = 10
+    steps: int = 8
     lam: float = 1.0                 # λ: weights ∝ exp(λ_t · log p(label | x0)); 1 = the class posterior's tilt
     resampling_steps: int = 4
     delta: float = -0.69             # DFS δ on log p(label): backtrack while p < 0.5
