@@ -15,7 +15,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = "world.json"
 CONDITIONING_NODE = "DiffusionSearchDigitsConditioning"
 PROMPT_TEMPLATE = "a handwritten {}"
-SELECT_SIZE = 32   # the guide seen at half size selects in dual verifiers when the world ships no third classifier
+SELECT_SIZE = 56   # the guide at 56 px selects in dual verifiers when the world ships no third classifier
+# (held-out digits: 99.4 % at its 64 px, 95.3 % at 56, 30 % at 32: a competent but different view)
 
 
 @dataclass
