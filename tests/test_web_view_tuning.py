@@ -105,11 +105,21 @@ def _drag(browser, selector, dy):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    handle = browser.driver.find_element(By.CSS_SELECTOR, f"#diffusion-search-view {selector}")
-    browser.js("arguments[0].scrollIntoView({block: 'center'})", handle)
-    chain = ActionChains(browser.driver)
-    chain.click_and_hold(handle).move_by_offset(0, dy // 2).move_by_offset(0, dy - dy // 2).perform()
-    return ActionChains(browser.driver)
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    # A chart may be redrawn once more after a trace is injected (panel resize, images arriving); the handle found
+    # before that redraw is stale. Nothing is pressed then, so look it up again.
+    for attempt in range(5):
+        try:
+            handle = browser.driver.find_element(By.CSS_SELECTOR, f"#diffusion-search-view {selector}")
+            browser.js("arguments[0].scrollIntoView({block: 'center'})", handle)
+            chain = ActionChains(browser.driver).click_and_hold(handle)
+            chain.move_by_offset(0, dy // 2).move_by_offset(0, dy - dy // 2).perform()
+            return ActionChains(browser.driver)
+        except StaleElementReferenceException:
+            if attempt == 4:
+                raise
+            time.sleep(0.3)
 
 
 def _on_path(browser, handle_selector, path_selector):
