@@ -185,6 +185,8 @@ def test_synthetic_traces_tuning_escaping_and_compare(browser, tmp_path):
     set_control(browser, "select[data-widget=delta_schedule]", "constant")
     set_control(browser, "input[data-widget=backtrack_steps]", "5")
     assert widget_value(browser, dfs_node, "backtrack_steps") == 5
+    browser.wait_for("const p = window.diffusionSearchView.panel; return !p.pending && !p.interacting", 10,
+                     "the redraw after the widget edits")
     handle = browser.driver.find_element(By.CSS_SELECTOR, "#diffusion-search-view circle[data-handle=delta]")
     ActionChains(browser.driver).click_and_hold(handle).move_by_offset(0, -25).release().perform()
     dragged = widget_value(browser, dfs_node, "delta")

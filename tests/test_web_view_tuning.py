@@ -111,6 +111,8 @@ def _drag(browser, selector, dy):
     # before that redraw is stale. Nothing is pressed then, so look it up again.
     for attempt in range(5):
         try:
+            browser.wait_for("const p = window.diffusionSearchView.panel; return !p.pending && !p.interacting", 10,
+                             "the redraw after the injected trace")
             handle = browser.driver.find_element(By.CSS_SELECTOR, f"#diffusion-search-view {selector}")
             browser.js("arguments[0].scrollIntoView({block: 'center'})", handle)
             chain = ActionChains(browser.driver).click_and_hold(handle)
