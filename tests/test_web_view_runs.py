@@ -10,7 +10,7 @@ import time
 import pytest
 
 from web_view_support import (TINY, VIEW, add_graph_node, bfs_trace, dfs_trace, inject, panel_query, panel_text,
-                              path_points, run_real_search, search_prompt)
+                              path_points, run_real_search, search_prompt, settled)
 
 ROOT = "document.getElementById('diffusion-search-view')"
 
@@ -97,29 +97,41 @@ def test_result_first_with_enlarge_hover_previews_and_escape(server, browser):
         li["data-particle"]) for li in panel_query(browser, ".dsv-grid li")}
     assert browser.js(f"return {ROOT}.querySelector('.dsv-pick-img').src") == src[final["selected"][0]]
 
-    thumb = browser.driver.find_element(By.CSS_SELECTOR, "#diffusion-search-view .dsv-grid li:nth-child(2) img")
-    thumb.click()
+    def click_second_tile():
+        thumb = browser.driver.find_element(By.CSS_SELECTOR, "#diffusion-search-view .dsv-grid li:nth-child(2) img")
+        thumb_src = thumb.get_attribute("src")
+        thumb.click()
+        return thumb_src
+
+    thumb_src = settled(browser, click_second_tile)
     assert browser.js(f"return !{ROOT}.querySelector('.dsv-lightbox').hidden")
-    assert browser.js(f"return {ROOT}.querySelector('.dsv-lightbox img').src") == thumb.get_attribute("src")
+    assert browser.js(f"return {ROOT}.querySelector('.dsv-lightbox img').src") == thumb_src
     ActionChains(browser.driver).send_keys(Keys.ESCAPE).perform()
     assert browser.js(f"return {ROOT}.querySelector('.dsv-lightbox').hidden && !{ROOT}.hidden")
 
     # Hover the end of a particle's line (its final reward): that particle's image.
     particle = final["order"][0][-1]
-    svg = browser.driver.find_element(By.CSS_SELECTOR, "#diffusion-search-view svg[data-chart=bfs-scores]")
-    browser.js("arguments[0].scrollIntoView({block: 'center'})", svg)
-    hit = [h for h in panel_query(browser, "path.dsv-hit") if int(h["data-particle"]) == particle][0]
-    x, y = path_points(hit["d"])[-1]
-    w, h = float(svg.get_attribute("width")), float(svg.get_attribute("height"))
-    ActionChains(browser.driver).move_to_element_with_offset(svg, int(x - w / 2), int(y - h / 2)).perform()
+    def hover_line_end():
+        svg = browser.driver.find_element(By.CSS_SELECTOR, "#diffusion-search-view svg[data-chart=bfs-scores]")
+        browser.js("arguments[0].scrollIntoView({block: 'center'})", svg)
+        hit = [h for h in panel_query(browser, "path.dsv-hit") if int(h["data-particle"]) == particle][0]
+        x, y = path_points(hit["d"])[-1]
+        w, h = float(svg.get_attribute("width")), float(svg.get_attribute("height"))
+        ActionChains(browser.driver).move_to_element_with_offset(svg, int(x - w / 2), int(y - h / 2)).perform()
+
+    settled(browser, hover_line_end)
     card = browser.wait_for(f"const c = {ROOT}.querySelector('.dsv-hover'); return !c.hidden && c.dataset.particle", 5,
                             "the hover card")
     assert int(card) == particle
     assert browser.js(f"return {ROOT}.querySelector('.dsv-hover-img').src") == src[particle]
     # Hover a node of the tree's last column: the image of that particle.
-    node = browser.driver.find_element(By.CSS_SELECTOR, f"#diffusion-search-view circle.dsv-node[data-step='5'][data-particle='{particle}']")
-    browser.js("arguments[0].scrollIntoView({block: 'center'})", node)
-    ActionChains(browser.driver).move_to_element(node).perform()
+    def hover_tree_node():
+        node = browser.driver.find_element(
+            By.CSS_SELECTOR, f"#diffusion-search-view circle.dsv-node[data-step='5'][data-particle='{particle}']")
+        browser.js("arguments[0].scrollIntoView({block: 'center'})", node)
+        ActionChains(browser.driver).move_to_element(node).perform()
+
+    settled(browser, hover_tree_node)
     browser.wait_for(f"return {ROOT}.querySelector('.dsv-hover-text').textContent.startsWith('step 5')", 5, "tree hover")
     assert browser.js(f"return {ROOT}.querySelector('.dsv-hover-img').src") == src[particle]
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from web_view_support import (VIEW, add_graph_node, bfs_trace, dfs_trace, inject, load_workflow, panel_query,
-                              panel_text, path_points, set_control, widget_value)
+                              panel_text, path_points, set_control, settled, widget_value)
 
 ROOT = "document.getElementById('diffusion-search-view')"
 
@@ -105,23 +105,14 @@ def _drag(browser, selector, dy):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    from selenium.common.exceptions import StaleElementReferenceException
+    def press_and_move():
+        handle = browser.driver.find_element(By.CSS_SELECTOR, f"#diffusion-search-view {selector}")
+        browser.js("arguments[0].scrollIntoView({block: 'center'})", handle)
+        ActionChains(browser.driver).click_and_hold(handle).move_by_offset(0, dy // 2).move_by_offset(
+            0, dy - dy // 2).perform()
 
-    # A chart may be redrawn once more after a trace is injected (panel resize, images arriving); the handle found
-    # before that redraw is stale. Nothing is pressed then, so look it up again.
-    for attempt in range(5):
-        try:
-            browser.wait_for("const p = window.diffusionSearchView.panel; return !p.pending && !p.interacting", 10,
-                             "the redraw after the injected trace")
-            handle = browser.driver.find_element(By.CSS_SELECTOR, f"#diffusion-search-view {selector}")
-            browser.js("arguments[0].scrollIntoView({block: 'center'})", handle)
-            chain = ActionChains(browser.driver).click_and_hold(handle)
-            chain.move_by_offset(0, dy // 2).move_by_offset(0, dy - dy // 2).perform()
-            return ActionChains(browser.driver)
-        except StaleElementReferenceException:
-            if attempt == 4:
-                raise
-            time.sleep(0.3)
+    settled(browser, press_and_move)
+    return ActionChains(browser.driver)
 
 
 def _on_path(browser, handle_selector, path_selector):

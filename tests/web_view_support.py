@@ -205,3 +205,23 @@ def path_points(d):
     """The vertices of an SVG path `d` made of M/L commands, as (x, y) floats."""
     import re
     return [(float(x), float(y)) for x, y in re.findall(r"[ML](-?[\d.]+),(-?[\d.]+)", d)]
+
+
+def settled(browser, action, tries=5):
+    """Runs action() once the panel has no redraw pending; again if a late redraw made its element stale.
+
+    The view redraws asynchronously (live events, images arriving, panel resizes), so an element looked up just
+    before a redraw is gone by the time the driver acts on it. action must look its elements up itself."""
+    import time
+
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for attempt in range(tries):
+        browser.wait_for("const p = window.diffusionSearchView.panel; return !p.pending && !p.interacting", 10,
+                         "the panel's pending redraw")
+        try:
+            return action()
+        except StaleElementReferenceException:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.3)
