@@ -98,7 +98,7 @@ class DiffusionSearchLocalSearchSettings:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": widgets.local_inputs()}
+        return {"required": widgets.local_inputs(), "optional": widgets.local_options()}
 
     @classmethod
     def VALIDATE_INPUTS(cls, mu=None, rho=None, grad_clip=None):

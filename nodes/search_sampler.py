@@ -156,7 +156,9 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
         if select is not None:
             kwargs["select_fn"] = select.score
         if plan.local is not None:
-            kwargs["guide_fn"] = guide.score_with_grad
+            # forward + backward through the decoder: chunk_size rows at a time (memory, and cache locality on CPU)
+            from ..search_core.chunking import RowLimited
+            kwargs["guide_fn"] = RowLimited(guide.score_with_grad, spec.chunk_size)
         start = getattr(model, "latent_image", None)  # img2img: fresh particles noise the input latent, not zeros
         if isinstance(start, torch.Tensor) and start.shape == x.shape and torch.count_nonzero(start) > 0:
             kwargs["start_x0"] = start

@@ -110,9 +110,9 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                         ancestors=ints[0], counts=ints[1], path_scores=floats[2], resampled_items=done.tolist())
             rows = ancestor_rows(ancestors)
             xs, x0 = gather_particles(xs, ancestors, rows), gather_particles(x0, ancestors, rows)
-            if use_local and reward_before is not None:
-                reward_before = gather_particles(reward_before, ancestors, rows)
-                guided_reward = gather_particles(guided_reward, ancestors, rows)
+            if use_local:   # either may be None (no gradient step; report_gain off)
+                reward_before, guided_reward = (None if r is None else gather_particles(r, ancestors, rows)
+                                                for r in (reward_before, guided_reward))
         x_before = xs
         xs, x0, reward_after = advance(ev, xs, x0, sigma, sigma_next, items, generator, noise_form, eta,
                                        local if use_local else None, guide_fn)

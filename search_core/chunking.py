@@ -38,6 +38,27 @@ def rows_per_call(max_batch: MaxBatch, shape: torch.Size) -> int:
     return min(rows, total)
 
 
+class RowLimited:
+    """A per-particle callable that takes at most ``max_rows`` rows per call (e.g. a verifier whose backward pass
+    through a VAE decoder needs far more memory per row than the denoiser's forward pass)."""
+
+    def __init__(self, fn, max_rows: int):
+        if int(max_rows) < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+        self.fn, self.max_rows = fn, int(max_rows)
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+
+def capped(max_batch: MaxBatch, fn) -> MaxBatch:
+    """``max_batch`` limited to ``fn.max_rows`` when ``fn`` declares one (RowLimited)."""
+    cap = getattr(fn, "max_rows", None)
+    if cap is None:
+        return max_batch
+    return lambda shape: min(rows_per_call(max_batch, shape), cap)
+
+
 def run_chunked(fn, *tensors: torch.Tensor, max_batch: MaxBatch = None, **kwargs):
     """``fn(*row_chunks, **kwargs)`` over row chunks of the batch-aligned ``tensors``, concatenated on dim 0.
 

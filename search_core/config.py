@@ -119,6 +119,7 @@ class LangevinConfig:
     apply_steps: list[int] | None = None   # steps with local search (None: all steps from start_step)
     start_step: int = 0
     grad_clip: float | None = None         # optional per-particle gradient-norm clip (guards exploding verifiers)
+    report_gain: bool = True               # score the guided x0 once more, so the trace shows each step's gain
 
     def validate(self) -> "LangevinConfig":
         _choice("grad_mode", self.grad_mode, GRAD_MODES)

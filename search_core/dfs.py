@@ -27,7 +27,8 @@ def _denoise(ev, xs, sigma_rows, items, guided, local, guide_fn, noise_form):
     if local is None or not bool(guided.any()):
         return ev.denoise(xs, sigma_rows, items)
     x0 = torch.empty_like(xs)
-    x0[guided] = guided_denoise(ev, xs[guided], sigma_rows[guided], items[guided], local, guide_fn, noise_form)[0]
+    x0[guided] = guided_denoise(ev, xs[guided], sigma_rows[guided], items[guided], local, guide_fn, noise_form,
+                                report=False)[0]
     if (~guided).any():
         x0[~guided] = ev.denoise(xs[~guided], sigma_rows[~guided], items[~guided])
     return x0
@@ -124,7 +125,8 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                 rows = (forward & (guided_at[sa] == with_local)).nonzero()[:, 0]
                 if rows.numel():
                     xs[act[rows]] = advance(ev, xa[rows], x0[rows], sigma_rows[rows], next_rows[rows], act[rows],
-                                            generator, noise_form, eta, local if with_local else None, guide_fn)[0]
+                                            generator, noise_form, eta, local if with_local else None, guide_fn,
+                                            report=False)[0]
             step[act[forward]] += 1
         if back.any():
             rows = back.nonzero()[:, 0]

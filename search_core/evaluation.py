@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .chunking import MaxBatch, run_chunked
+from .chunking import MaxBatch, capped, run_chunked
 
 
 def _check_rewards(rewards, m: int, name: str) -> torch.Tensor:
@@ -74,7 +74,8 @@ class Evaluator:
     def score(self, fn, x0: torch.Tensor, name: str = "score_fn") -> torch.Tensor:
         """Rewards [M] float32 of x0 predictions; NaN/inf raise ValueError."""
         with torch.no_grad():
-            rewards = run_chunked(lambda z: _check_rewards(fn(z), z.shape[0], name), x0, max_batch=self.max_batch)
+            rewards = run_chunked(lambda z: _check_rewards(fn(z), z.shape[0], name), x0,
+                                  max_batch=capped(self.max_batch, fn))
         self.score_evals += x0.shape[0]
         return rewards.float()
 
@@ -86,7 +87,7 @@ class Evaluator:
                 r = _check_rewards(fn(z), z.shape[0], "guide_fn")
                 (g,) = torch.autograd.grad(r.sum(), z)
             return r.detach().float(), g
-        r, g = run_chunked(one, x0, max_batch=self.max_batch)
+        r, g = run_chunked(one, x0, max_batch=capped(self.max_batch, fn))
         self.grad_evals += x0.shape[0]
         return r, g
 
@@ -106,7 +107,7 @@ class Evaluator:
                                                     "'x0' needs no gradient through the model") from error
                     raise
             return x0.detach(), r.detach().float(), g
-        x0, r, g = run_chunked(one, x, sigma_rows, items, max_batch=self.max_batch)
+        x0, r, g = run_chunked(one, x, sigma_rows, items, max_batch=capped(self.max_batch, fn))
         self._count(items)
         self.grad_evals += x.shape[0]
         self.denoiser_grad_evals += x.shape[0]

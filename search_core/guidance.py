@@ -25,10 +25,11 @@ def _clip(grad: torch.Tensor, max_norm: float | None) -> torch.Tensor:
 
 
 def guided_denoise(ev: Evaluator, x: torch.Tensor, sigma_rows: torch.Tensor, items: torch.Tensor,
-                   cfg: LangevinConfig, guide_fn, noise_form: str):
+                   cfg: LangevinConfig, guide_fn, noise_form: str, report: bool = True):
     """(guided x0, guide reward of the unguided x0, guide reward of the guided x0) for the rows of x.
 
-    The reward after costs one more forward pass of the guide verifier; it is what the trace's local events report.
+    The reward after costs one more forward pass of the guide verifier (a quarter of a guided step): it is what
+    the trace's local events report, so it is None unless ``report`` and ``cfg.report_gain``.
     """
     reward_before = None
     moved = False
@@ -47,13 +48,15 @@ def guided_denoise(ev: Evaluator, x: torch.Tensor, sigma_rows: torch.Tensor, ite
             reward_before = reward if reward_before is None else reward_before
             x0 = x0 + cfg.mu * _clip(grad, cfg.grad_clip)
             moved = True
-    reward_after = ev.score(guide_fn, x0, "guide_fn") if moved else reward_before
+    if not moved:
+        return x0, reward_before, reward_before
+    reward_after = ev.score(guide_fn, x0, "guide_fn") if report and cfg.report_gain else None
     return x0, reward_before, reward_after
 
 
 def advance(ev: Evaluator, x: torch.Tensor, x0: torch.Tensor, sigma, sigma_next, items: torch.Tensor,
             generator: torch.Generator, noise_form: str, eta: float, local: LangevinConfig | None = None,
-            guide_fn=None):
+            guide_fn=None, report: bool = True):
     """Stochastic base step σ -> σ_next from (x, x0), then ``local.recur_steps`` recurrences if local is given.
 
     Returns (x_next, last x0, reward after the local search or None). ``sigma``/``sigma_next`` are scalars or
@@ -67,7 +70,7 @@ def advance(ev: Evaluator, x: torch.Tensor, x0: torch.Tensor, sigma, sigma_next,
     sigma_rows = torch.as_tensor(sigma, device=x.device, dtype=torch.float32).expand(x.shape[0])
     for _ in range(local.recur_steps):
         x_back = forward_kernel(x_next, sigma_next, sigma, randn_like(x, generator), noise_form)
-        x0, _, reward_after = guided_denoise(ev, x_back, sigma_rows, items, local, guide_fn, noise_form)
+        x0, _, reward_after = guided_denoise(ev, x_back, sigma_rows, items, local, guide_fn, noise_form, report)
         noise = randn_like(x, generator) if eta > 0 else None
         x_next = ancestral_step(x_back, x0, sigma, sigma_next, noise, noise_form, eta)
     return x_next, x0, reward_after

@@ -67,3 +67,58 @@ def test_local_events_report_the_reward_after_the_langevin_steps(recur_steps):
         assert torch.isfinite(after).all()
         if recur_steps == 0:  # x0 moves by μ·∇r twice along (0, 1): the reward rises by exactly 2·μ
             assert torch.allclose(after - before, torch.full_like(before, 0.5), atol=1e-4)
+
+
+class _Counting:
+    """A guide that counts the rows it scores and the largest call."""
+
+    def __init__(self, fn):
+        self.fn, self.rows, self.largest = fn, 0, 0
+
+    def __call__(self, z):
+        self.rows += z.shape[0]
+        self.largest = max(self.largest, z.shape[0])
+        return self.fn(z)
+
+
+@pytest.mark.parametrize("algorithm", ["local", "bfs"])
+def test_report_gain_off_skips_one_verifier_pass_and_changes_nothing_else(algorithm):
+    runs = {}
+    for report in (True, False):
+        guide, res = _Counting(REWARD), SearchResult()
+        cfg = LangevinConfig(mu=0.25, steps=1, recur_steps=1, report_gain=report)
+        common = dict(generator=torch.Generator().manual_seed(4), result=res)
+        if algorithm == "local":
+            out = sample_local(GMM.denoiser(), _x(8), SIGMAS, guide_fn=guide, config=cfg, n_particles=2, **common)
+        else:
+            out = sample_bfs(GMM.denoiser(), _x(8), SIGMAS, score_fn=REWARD, guide_fn=guide, local=cfg,
+                             n_particles=2, preset="bfs", **common)
+        runs[report] = (out, guide.rows, [e for e in res.events if e["type"] == "local"])
+    (out_on, rows_on, local_on), (out_off, rows_off, local_off) = runs[True], runs[False]
+    assert torch.equal(out_on, out_off)                 # the search is the same
+    assert rows_on - rows_off == 16 * 8 * 2             # one pass per particle, level and recurrence
+    assert all(e["reward_after"] is not None for e in local_on)
+    assert all(e["reward_after"] is None and e["reward_before"] is not None for e in local_off)
+
+
+def test_dfs_never_scores_the_guided_x0_for_a_report():
+    """DFS reads no local event, so its guided steps cost the gradient passes only."""
+    guide, res = _Counting(REWARD), SearchResult()
+    sample_dfs(GMM.denoiser(), _x(4), SIGMAS, score_fn=REWARD, guide_fn=guide, generator=torch.Generator(),
+               config=DFSConfig(delta=-100.0, nfe_budget=16), local=LangevinConfig(mu=0.2, recur_steps=1),
+               result=res)
+    assert guide.rows == res.grad_evals > 0             # gradient rows only, no extra forward pass
+
+
+def test_row_limited_guide_gets_at_most_its_rows_per_gradient_call():
+    from search_core.chunking import RowLimited
+    guide = _Counting(REWARD)
+    limited, res = RowLimited(guide, 3), SearchResult()
+    out = sample_local(GMM.denoiser(), _x(8), SIGMAS, guide_fn=limited, generator=torch.Generator().manual_seed(5),
+                       config=LangevinConfig(mu=0.25, report_gain=False), n_particles=2, result=res)
+    whole = sample_local(GMM.denoiser(), _x(8), SIGMAS, guide_fn=REWARD, generator=torch.Generator().manual_seed(5),
+                         config=LangevinConfig(mu=0.25, report_gain=False), n_particles=2)
+    assert guide.largest == 3 and guide.rows == res.grad_evals + res.score_evals   # + the final pick
+    assert torch.allclose(out, whole, atol=1e-6)        # chunking changes the calls, not the result
+    with pytest.raises(ValueError, match="max_rows"):
+        RowLimited(REWARD, 0)

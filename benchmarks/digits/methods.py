@@ -25,7 +25,7 @@ class Settings:
     mu: float = 0.4                  # Langevin x0-space step (paper ImageNet: 0.4)
     langevin_steps: int = 1
     recur_steps: int = 1
-    chunk_size: int = 256
+    chunk_size: int = 32             # decode / gradient rows per call: fastest on CPU (cache), see docs/digits.md
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -79,7 +79,7 @@ def local_settings_node(method: Method, settings: Settings) -> dict:
     return {"class_type": "DiffusionSearchLocalSearchSettings", "inputs": {
         "gradient_mode": "x0", "langevin_steps": settings.langevin_steps,
         "recur_steps": settings.recur_steps if method.recur else 0, "mu": settings.mu, "rho": 0.2,
-        "start_step": 0, "grad_clip": 0.0}}
+        "start_step": 0, "grad_clip": 0.0, "report_gain": False}}   # no extra verifier pass for the view
 
 
 def sampler_nodes(method: Method, n: int, settings: Settings, prompt: str) -> dict:
