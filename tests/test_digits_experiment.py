@@ -48,3 +48,14 @@ def test_experiment_runs_through_the_real_nodes(comfy, tmp_path):
             assert row["nfe"] == pytest.approx(row["budget"]), (cfg, name)
     assert rows[(2.0, "local")]["grad_evals"] > 0 and rows[(2.0, "bfs")]["grad_evals"] == 0
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_speed_benchmark_times_the_shipped_decoder_in_every_precision_and_layout(comfy):
+    from benchmarks.digits import speed
+    from benchmarks.digits.graphs import read_world
+
+    table = speed.decoder_table(read_world(), rows=2, repeat=1).splitlines()
+    cells = [line.strip("|").split("|") for line in table[2:]]
+    assert [(c[0].strip(), c[1].strip()) for c in cells] == [("fp32", "NCHW"), ("fp32", "NHWC"), ("bf16", "NCHW"),
+                                                             ("bf16", "NHWC")]
+    assert all(float(c[2]) > 0 and float(c[3]) > 0 for c in cells)

@@ -32,7 +32,7 @@ from benchmarks.digits.graphs import SELECT_SIZE, WEIGHTS_DIR, World, read_world
 from benchmarks.digits.methods import METHODS, Method, Settings, search_graph
 
 EVENT = "diffusion_search.event"
-QUICK = dict(seeds=1, particles=[4], cfg=[1.0], methods=["plain", "best_of_n", "bfs", "dfs", "local", "dual"])
+QUICK = dict(seeds=4, particles=[4], cfg=[1.0], methods=["plain", "best_of_n", "bfs", "dfs", "local", "dual"])
 # local_dual (guidance only, dual verifiers) is left out of the default grid to keep it within 45 minutes on two CPU
 # cores; `dual` answers the dual-verifier question (run it with --methods local_dual)
 FULL = dict(seeds=20, particles=[2, 4, 8], cfg=[1.0, 2.0], methods=[m for m in METHODS if m != "local_dual"])
@@ -195,12 +195,12 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.digits run", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="N = 4, CFG 1, one latent per digit, six methods "
+    parser.add_argument("--quick", action="store_true", help="N = 4, CFG 1, four latents per digit, six methods "
                                                              "(2-3 minutes here)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--plot", type=Path, default=None, help="reward-vs-NFE PNG (default: beside --json, or "
                                                                  "digits_scaling.png in the working folder)")
-    parser.add_argument("--seeds", type=int, default=None, help="latents per class (default 20; quick 2)")
+    parser.add_argument("--seeds", type=int, default=None, help="latents per class (default 20; quick 4)")
     parser.add_argument("--particles", type=int, nargs="+", default=None, help="N values (default 2 4 8)")
     parser.add_argument("--cfg", type=float, nargs="+", default=None, help="CFG scales (default 1.0 2.0)")
     parser.add_argument("--methods", nargs="+", default=None, choices=list(METHODS), help="default: all")

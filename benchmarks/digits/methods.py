@@ -26,6 +26,8 @@ class Settings:
     langevin_steps: int = 1
     recur_steps: int = 1
     chunk_size: int = 32             # decode / gradient rows per call: fastest on CPU (cache), see docs/digits.md
+    score_size: int = 0              # 0 or 64 (the image size): the same scoring, a different graph for the cache
+    report_gain: bool = False        # local search: no extra verifier pass for the view (the search is the same)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -79,14 +81,14 @@ def local_settings_node(method: Method, settings: Settings) -> dict:
     return {"class_type": "DiffusionSearchLocalSearchSettings", "inputs": {
         "gradient_mode": "x0", "langevin_steps": settings.langevin_steps,
         "recur_steps": settings.recur_steps if method.recur else 0, "mu": settings.mu, "rho": 0.2,
-        "start_step": 0, "grad_clip": 0.0, "report_gain": False}}   # no extra verifier pass for the view
+        "start_step": 0, "grad_clip": 0.0, "report_gain": settings.report_gain}}
 
 
 def sampler_nodes(method: Method, n: int, settings: Settings, prompt: str) -> dict:
     """{node id: node} giving the SAMPLER at node 'sampler' (plus a 'local' settings node where needed)."""
     if method.kind == "plain":
         return {"sampler": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}}}
-    scoring = {"vae": ["vae", 0], "verifier": ["guide", 0], "prompt": prompt, "score_size": 0,
+    scoring = {"vae": ["vae", 0], "verifier": ["guide", 0], "prompt": prompt, "score_size": settings.score_size,
                "chunk_size": settings.chunk_size}
     if method.dual:
         scoring["select_verifier"] = ["select", 0]
