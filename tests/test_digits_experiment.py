@@ -59,3 +59,24 @@ def test_speed_benchmark_times_the_shipped_decoder_in_every_precision_and_layout
     assert [(c[0].strip(), c[1].strip()) for c in cells] == [("fp32", "NCHW"), ("fp32", "NHWC"), ("bf16", "NCHW"),
                                                              ("bf16", "NHWC")]
     assert all(float(c[2]) > 0 and float(c[3]) > 0 for c in cells)
+
+
+def test_one_particle_local_variants_are_one_computation_run_once(comfy, tmp_path):
+    """At N = 2 with one recurrence, local search has one particle per latent: BFS + local and dual verifiers then
+    have nothing to resample or select, so the grid runs local search once and reuses its row; check both claims."""
+    from benchmarks.digits.graphs import tiny_world
+
+    world = tiny_world(tmp_path / "world")
+    runtime = experiment.boot(world, tmp_path / "comfyui")
+    settings = Settings(steps=3)
+    assert [METHODS[m].same_as(2, settings) for m in ("local", "bfs_local", "dual", "local_guidance")] == \
+        [None, "local", "local", None]
+    assert METHODS["bfs_local"].same_as(4, settings) is None
+    images = [experiment.run_one(runtime, world, METHODS[m], 2, settings, "3", 2, 1.0, 7)["images"]
+              for m in ("local", "bfs_local", "dual")]
+    assert torch.equal(images[0], images[1]) and torch.equal(images[0], images[2])
+    world.labels = world.labels[:1]
+    rows = experiment.run_grid(world, runtime, settings, ["local", "bfs_local", "local_guidance"], [2], [1.0], 2)
+    by_name = {r["method"]: r for r in rows}
+    assert by_name["bfs_local"]["same_as"] == "local" and "same_as" not in by_name["local_guidance"]
+    assert by_name["bfs_local"]["judge_logp"] == by_name["local"]["judge_logp"]

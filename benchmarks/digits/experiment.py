@@ -125,6 +125,13 @@ def run_grid(world: World, runtime, settings: Settings, methods: list[str], part
             key_n = 1 if method.kind == "plain" else n
             if (cfg, key_n, name) in finished:
                 continue   # plain sampling does not depend on N: once per CFG; resumed rows are kept
+            same = method.same_as(n, settings)
+            twin = next((r for r in rows if (r["cfg"], r["n"], r["method"]) == (cfg, key_n, same)), None)
+            if twin is not None:   # the same computation: its figures, not a second run
+                rows.append({**twin, "method": name, "label": method.label, "same_as": same})
+                finished.add((cfg, key_n, name))
+                log.info("cfg %g N %d %-15s = %s (one particle per latent)", cfg, key_n, name, same)
+                continue
             per_class, seconds, nfe, grads = [], 0.0, [], 0.0
             for index, label in enumerate(world.labels):
                 out = run_one(runtime, world, method, n, settings, label, seeds, cfg, base_seed + index, precision)
@@ -157,7 +164,8 @@ def table(rows: list[dict]) -> str:
             "| s / latent |\n|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
-        lines.append(f"| {r['cfg']:g} | {r['n']} | {r['label']} | {r['judge_acc']:.3f} | {r['judge_logp']:.3f} | "
+        label = r["label"] + (f" (= {r['same_as']}: one particle)" if r.get("same_as") else "")
+        lines.append(f"| {r['cfg']:g} | {r['n']} | {label} | {r['judge_acc']:.3f} | {r['judge_logp']:.3f} | "
                      f"{r['guide_reward']:.3f} | {r['guide_acc']:.3f} | {r['diversity']:.4f} | {r['nfe']:.1f} | "
                      f"{r['grad_evals']:.1f} | {r['seconds_per_latent']:.2f} |")
     return "\n".join(lines)

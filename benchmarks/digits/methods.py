@@ -54,6 +54,13 @@ class Method:
             return max(1, n // (1 + settings.recur_steps))
         return n
 
+    def same_as(self, n: int, settings: Settings) -> str | None:
+        """The method whose run is this one's at N, if any: with one particle per latent, BFS + local search and dual
+        verifiers (BFS + local) have nothing to resample or select, so they are local search (tests check it)."""
+        if self.name != "local" and self.local and self.recur and self.particles(n, settings) == 1:
+            return "local"
+        return None
+
     def budget(self, n: int, settings: Settings) -> int:
         """The NFE per latent this method is allowed at N (plain: T, whatever N)."""
         return settings.steps if self.kind == "plain" else n * settings.steps
