@@ -48,11 +48,13 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                select_for: str = "final", local: LangevinConfig | None = None, guide_fn=None,
                noise_form: str = "eps", eta: float = 1.0, max_batch: int | None = None, on_event=None,
                result: SearchResult | None = None, start_x0: torch.Tensor | None = None,
-               algorithm: str = "bfs") -> torch.Tensor:
+               algorithm: str = "bfs", streams=None) -> torch.Tensor:
     """BFS over N particles per item; returns the selected sample of each item [B, ...].
 
     ``start_x0``: the clean latent the start noise was added to (img2img); fresh particles start from
-    a(σ0)·start_x0 + σ0·ε (zeros when None: text-to-image).
+    a(σ0)·start_x0 + σ0·ε (zeros when None: text-to-image). ``streams`` (``ParticleStreams`` of B x N rows): particle
+    noise from per-particle streams, so a particle's path does not depend on N (extension, search_core/extend.py);
+    resampling still draws from ``generator``.
     """
     config = resolve_config(config, preset)
     sigmas = check_inputs(x, sigmas, generator, n_particles, noise_form, eta)
@@ -76,7 +78,10 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     trace.emit("start", n_items=n_items, n_particles=n, n_steps=n_steps, sigmas=sigmas, noise_form=noise_form,
                config=_config_dict(config, resample_at, local, n_steps, select_for, select_fn is not None))
 
-    xs = expand_particles(x, n, sigmas[0], noise_form, generator, start_x0)
+    if streams is not None and len(streams) != n_items * n:
+        raise ValueError(f"streams has {len(streams)} rows for {n_items} items x {n} particles")
+    xs = expand_particles(x, n, sigmas[0], noise_form, generator, start_x0, streams)
+    noise = generator if streams is None else streams.rows()
     paths = PathWeights(config.scoring, config.reward_floor, n_items, n, x.device)
     keep_all = torch.arange(n, device=x.device).expand(n_items, n)
     sigma_list = sigmas.tolist()
@@ -114,7 +119,7 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                 reward_before, guided_reward = (None if r is None else gather_particles(r, ancestors, rows)
                                                 for r in (reward_before, guided_reward))
         x_before = xs
-        xs, x0, reward_after = advance(ev, xs, x0, sigma, sigma_next, items, generator, noise_form, eta,
+        xs, x0, reward_after = advance(ev, xs, x0, sigma, sigma_next, items, noise, noise_form, eta,
                                        local if use_local else None, guide_fn)
         step["nfe"] = ev.nfe
         trace.emit("step", **step)
@@ -177,6 +182,7 @@ def finish(trace: Trace, ev: Evaluator, xs: torch.Tensor, n_items: int, n: int, 
     samples = particles[torch.arange(n_items, device=xs.device), selected]
     res = trace.result
     res.samples, res.particles, res.rewards, res.order = samples, particles, rewards, order
+    res.selected = selected
     res.nfe, res.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
     res.grad_evals, res.denoiser_grad_evals, res.score_evals = ev.grad_evals, ev.denoiser_grad_evals, ev.score_evals
     trace.emit("final", rewards=rewards, order=order, selected=selected, nfe=ev.nfe, nfe_per_item=res.nfe_per_item,

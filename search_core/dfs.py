@@ -46,8 +46,15 @@ def dive_costs(n_steps: int, local: LangevinConfig | None) -> list[int]:
 def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *, score_fn, generator,
                config: DFSConfig | None = None, select_fn=None, local: LangevinConfig | None = None, guide_fn=None,
                noise_form: str = "eps", eta: float = 1.0, max_batch: int | None = None, on_event=None,
-               result: SearchResult | None = None, start_x0: torch.Tensor | None = None) -> torch.Tensor:
-    """DFS with score-driven backtracking; returns the best complete sample of each item [B, ...]."""
+               result: SearchResult | None = None, start_x0: torch.Tensor | None = None, streams=None,
+               resume: dict | None = None) -> torch.Tensor:
+    """DFS with score-driven backtracking; returns the best complete sample of each item [B, ...].
+
+    ``streams`` (``ParticleStreams``, one row per item): each item's noise from its own stream. Then
+    ``result.state`` holds, for every item that wanted to backtrack but had no budget left, its state at that moment
+    and its returned sample; ``resume=`` that state with a larger ``nfe_budget`` continues those items and gives what
+    one run with the larger budget gives, unless the earlier run's sample was better (then that one: never worse).
+    """
     config = config or DFSConfig()
     sigmas = check_inputs(x, sigmas, generator, 1, noise_form, eta)
     n_items, n_steps = x.shape[0], sigmas.numel() - 1
@@ -81,6 +88,8 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     guided_at = torch.tensor([local is not None and local.applies_at(s) for s in range(n_steps)], device=device)
     dive_t = torch.tensor(dive, device=device)
 
+    if streams is not None and len(streams) != n_items:
+        raise ValueError(f"streams has {len(streams)} rows for {n_items} items (DFS: one stream per item)")
     xs = x.clone()
     step = torch.zeros(n_items, dtype=torch.long, device=device)
     done = torch.zeros(n_items, dtype=torch.bool, device=device)
@@ -89,10 +98,14 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     fail_step = torch.full((n_items,), -1, dtype=torch.long, device=device)
     best_x = torch.zeros_like(x)
     best_r = torch.full((n_items,), -math.inf, device=device)
+    if resume is not None:
+        done = _restore(resume, budget, streams, ev, xs, step, backtracks, fails, fail_step, best_x, best_r)
+    snap = _Snapshots(x, streams)
     iteration = 0
     while not bool(done.all()):
         act = (~done).nonzero()[:, 0]
         xa, sa = xs[act], step[act]
+        used_before = ev.nfe_per_item[act].clone()
         sigma_rows, next_rows = sigmas[sa], sigmas[sa + 1]
         x0 = _denoise(ev, xa, sigma_rows, act, guided_at[sa], local, guide_fn, noise_form)
         judged = checked[sa]
@@ -100,20 +113,24 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
         if judged.any():  # the verifier runs only where its score is used
             score[judged] = ev.score(score_fn, x0[judged])
         last = sa == n_steps - 1
+        thr = thresholds[sa]
+        passed = judged & (score >= thr)
+        progress = passed & (sa >= fail_step[act])
+        fails_before = fails[act].clone()
+        fails[act[progress]] = 0
+        jump = torch.ceil(config.backtrack_steps * config.backtrack_growth ** fails[act].double()).long()
+        target = (sa - jump).clamp_min(0)
+        room = budget - ev.nfe_per_item[act] >= dive_t[target]
+        wants_back = judged & (score < thr) & (backtracks[act] < max_back)
+        back = wants_back & room
+        # the first time an item wants to backtrack but the budget forbids it: a larger budget diverges here
+        snap.take(wants_back & ~room, act, xa, sa, backtracks, fails_before, fail_step, best_x, best_r, used_before)
         if last.any():  # x0 at the last step is a complete sample: keep the best one seen
             final = ev.score(select_fn, x0[last], "select_fn") if select_fn is not None else score[last]
             rows = act[last]
             better = final > best_r[rows]
             best_r[rows[better]] = final[better]
             best_x[rows[better]] = x0[last][better]
-        thr = thresholds[sa]
-        passed = judged & (score >= thr)
-        progress = passed & (sa >= fail_step[act])
-        fails[act[progress]] = 0
-        jump = torch.ceil(config.backtrack_steps * config.backtrack_growth ** fails[act].double()).long()
-        target = (sa - jump).clamp_min(0)
-        room = budget - ev.nfe_per_item[act] >= dive_t[target]
-        back = judged & (score < thr) & room & (backtracks[act] < max_back)
         columns = zip(sa.tolist(), sigma_rows.tolist(), act.tolist(), to_list(score), thr.tolist(),
                       ev.nfe_per_item[act].tolist())
         for st, sg, item, sc, th, used in columns:  # plain data for the UI, one record per diving item
@@ -124,19 +141,22 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
             for with_local in (True, False):  # recurrences only where the local settings apply
                 rows = (forward & (guided_at[sa] == with_local)).nonzero()[:, 0]
                 if rows.numel():
+                    noise = generator if streams is None else streams.rows(act[rows])
                     xs[act[rows]] = advance(ev, xa[rows], x0[rows], sigma_rows[rows], next_rows[rows], act[rows],
-                                            generator, noise_form, eta, local if with_local else None, guide_fn,
+                                            noise, noise_form, eta, local if with_local else None, guide_fn,
                                             report=False)[0]
             step[act[forward]] += 1
         if back.any():
             rows = back.nonzero()[:, 0]
             to = target[rows]
-            renoised = forward_kernel(xa[rows], sigma_rows[rows], sigmas[to], randn_like(xa[rows], generator),
+            noise = generator if streams is None else streams.rows(act[rows])
+            renoised = forward_kernel(xa[rows], sigma_rows[rows], sigmas[to], randn_like(xa[rows], noise),
                                       noise_form)
             top = to == 0  # back at the top: a fresh start
             if top.any():
                 start = None if start_x0 is None else start_x0.to(x).expand_as(x)[act[rows]][top]
-                renoised[top] = fresh_start(renoised[top], sigmas[0], noise_form, generator, start)
+                noise = generator if streams is None else noise.subset(top)
+                renoised[top] = fresh_start(renoised[top], sigmas[0], noise_form, noise, start)
             xs[act[rows]] = renoised
             step[act[rows]] = to
             backtracks[act[rows]] += 1
@@ -155,12 +175,81 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                       "sigma_hat": level})
         iteration += 1
 
+    if resume is not None:  # never worse: a sample the smaller run completed after its bound decision stays if better
+        kept_r = resume["kept_r"].to(best_r)
+        better = kept_r > best_r
+        best_r = torch.where(better, kept_r, best_r)
+        best_x = torch.where(_rows_mask(better, best_x), resume["kept_x"].to(best_x), best_x)
     res = trace.result
     res.samples, res.particles, res.rewards = best_x, best_x[:, None], best_r[:, None]
     res.order = torch.zeros(n_items, 1, dtype=torch.long, device=device)
     res.nfe, res.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
     res.grad_evals, res.denoiser_grad_evals, res.score_evals = ev.grad_evals, ev.denoiser_grad_evals, ev.score_evals
     res.backtracks = backtracks.tolist()
+    res.state = snap.state(budget, n_steps, best_x, best_r, ev.nfe_per_item) if streams is not None else None
     trace.emit("final", rewards=res.rewards, order=res.order, selected=[0] * n_items, nfe=ev.nfe,
                nfe_per_item=res.nfe_per_item, grad_evals=ev.grad_evals)
     return best_x
+
+
+class _Snapshots:
+    """Per item, the state at the first budget-bound backtrack decision (what a larger budget resumes from)."""
+
+    def __init__(self, x: torch.Tensor, streams):
+        n = x.shape[0]
+        self.streams = streams
+        self.open = torch.zeros(n, dtype=torch.bool, device=x.device)
+        self.x, self.best_x = torch.zeros_like(x), torch.zeros_like(x)
+        self.ints = torch.zeros(n, 5, dtype=torch.long, device=x.device)  # step, backtracks, fails, fail_step, nfe
+        self.best_r = torch.full((n,), -math.inf, device=x.device)
+        self.rng = [None] * n
+
+    def take(self, bound, act, xa, sa, backtracks, fails_before, fail_step, best_x, best_r, used_before) -> None:
+        if self.streams is None or not bool(bound.any()):
+            return
+        rows = bound.nonzero()[:, 0]
+        items = act[rows]
+        new = ~self.open[items]
+        rows, items = rows[new], items[new]
+        if not items.numel():
+            return
+        self.open[items] = True
+        self.x[items] = xa[rows]
+        self.best_x[items], self.best_r[items] = best_x[items], best_r[items]
+        self.ints[items] = torch.stack([sa[rows], backtracks[items], fails_before[rows], fail_step[items],
+                                        used_before[rows]], 1)
+        for item in items.tolist():  # no noise is drawn between the iteration's start and the decision
+            self.rng[item] = self.streams.generators[item].get_state()
+
+    def state(self, budget, n_steps, best_x, best_r, nfe_per_item) -> dict:
+        """Tensors to resume from (``resume=``): open items from their snapshot, the others are finished."""
+        open_ = self.open
+        rng = [r if r is not None else self.streams.generators[i].get_state() for i, r in enumerate(self.rng)]
+        return {"budget": int(budget), "n_steps": int(n_steps), "open": open_.clone(), "x": self.x.clone(),
+                "best_x": torch.where(_rows_mask(open_, best_x), self.best_x, best_x),
+                "best_r": torch.where(open_, self.best_r, best_r), "ints": self.ints.clone(),
+                "nfe": torch.where(open_, self.ints[:, 4], nfe_per_item), "rng": torch.stack(rng),
+                "kept_x": best_x.clone(), "kept_r": best_r.clone()}
+
+
+def _rows_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def _restore(state: dict, budget: int, streams, ev, xs, step, backtracks, fails, fail_step, best_x, best_r):
+    """Load ``state`` into the loop's tensors; returns ``done`` (the items without a snapshot are finished)."""
+    if streams is None:
+        raise ValueError("resume needs the per-item streams the state was made with (streams=)")
+    if budget < int(state["budget"]):
+        raise ValueError(f"resume: nfe_budget={budget} is below the {state['budget']} of the saved search; a resume "
+                         f"only adds budget")
+    open_ = state["open"].to(xs.device)
+    xs.copy_(torch.where(_rows_mask(open_, xs), state["x"].to(xs), xs))
+    best_x.copy_(state["best_x"].to(best_x))
+    best_r.copy_(state["best_r"].to(best_r))
+    ints = state["ints"].to(step.device)
+    for target, column in ((step, 0), (backtracks, 1), (fails, 2), (fail_step, 3)):
+        target.copy_(torch.where(open_, ints[:, column], target))
+    ev.nfe_per_item.copy_(state["nfe"].to(ev.nfe_per_item))
+    streams.set_states(state["rng"])
+    return ~open_

@@ -16,7 +16,8 @@ from .trace import SearchResult
 def sample_local(model, x, sigmas, extra_args=None, callback=None, disable=None, *, guide_fn, generator,
                  config: LangevinConfig | None = None, select_fn=None, score_fn=None, n_particles: int = 1,
                  noise_form: str = "eps", eta: float = 1.0, max_batch: int | None = None, on_event=None,
-                 result: SearchResult | None = None, start_x0: torch.Tensor | None = None) -> torch.Tensor:
+                 result: SearchResult | None = None, start_x0: torch.Tensor | None = None,
+                 streams=None) -> torch.Tensor:
     """Langevin local search on every step (``config``); returns the selected sample per item [B, ...]."""
     if not callable(guide_fn):
         raise ValueError("guide_fn is required: a differentiable callable x0 [M, ...] -> rewards [M]")
@@ -24,4 +25,4 @@ def sample_local(model, x, sigmas, extra_args=None, callback=None, disable=None,
                       generator=generator, n_particles=n_particles, config=get_preset("best_of_n"),
                       select_fn=select_fn, local=config or LangevinConfig(), guide_fn=guide_fn,
                       noise_form=noise_form, eta=eta, max_batch=max_batch, on_event=on_event, result=result,
-                      start_x0=start_x0, algorithm="local")
+                      start_x0=start_x0, algorithm="local", streams=streams)

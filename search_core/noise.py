@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from .streams import RowNoise
+
 NOISE_FORMS = ("eps", "flow")
 
 
@@ -42,8 +44,11 @@ def alpha_bar(sigma: torch.Tensor, noise_form: str) -> torch.Tensor:
     return a * a / (a * a + sigma * sigma)
 
 
-def randn_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Standard normal noise shaped like ``x`` drawn from ``generator`` (on the generator's device)."""
+def randn_like(x: torch.Tensor, generator: torch.Generator | RowNoise) -> torch.Tensor:
+    """Standard normal noise shaped like ``x`` drawn from ``generator`` (on the generator's device), or row by row
+    from per-particle streams (``RowNoise``)."""
+    if isinstance(generator, RowNoise):
+        return generator.randn_like(x)
     return torch.randn(x.shape, generator=generator, device=generator.device, dtype=torch.float32).to(x)
 
 

@@ -39,12 +39,20 @@ def fresh_start(like: torch.Tensor, sigma0, noise_form: str, generator: torch.Ge
     return noised(base, sigma0, randn_like(like, generator), noise_form)
 
 
-def expand_particles(x: torch.Tensor, n: int, sigma0, noise_form: str, generator: torch.Generator,
-                     start_x0: torch.Tensor | None = None) -> torch.Tensor:
-    """[B, ...] -> [B*N, ...]: particle 0 of each item keeps the given noise, the others start from fresh noise."""
+def expand_particles(x: torch.Tensor, n: int, sigma0, noise_form: str, generator, start_x0: torch.Tensor | None = None,
+                     streams=None) -> torch.Tensor:
+    """[B, ...] -> [B*N, ...]: particle 0 of each item keeps the given noise, the others start from fresh noise.
+
+    ``streams`` (``ParticleStreams``): each fresh start is drawn from its particle's stream; when the streams begin
+    after particle 0 (an extension adding particles), every particle starts fresh."""
+    b = x.shape[0]
+    if streams is not None and streams.first > 0:
+        start = None if start_x0 is None else start_x0.to(x).expand_as(x).repeat_interleave(n, 0)
+        return fresh_start(x.repeat_interleave(n, 0), sigma0, noise_form, streams.rows(), start)
     if n == 1:
         return x.clone()
-    b = x.shape[0]
+    if streams is not None:
+        generator = streams.rows([r for r in range(b * n) if r % n])
     start = None if start_x0 is None else start_x0.to(x).expand_as(x).repeat_interleave(n - 1, 0)
     others = fresh_start(x.repeat_interleave(n - 1, 0), sigma0, noise_form, generator, start)
     out = torch.cat([x[:, None], others.reshape(b, n - 1, *x.shape[1:])], dim=1)

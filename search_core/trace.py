@@ -49,6 +49,8 @@ class SearchResult:
     score_evals: int = 0                       # verifier calls on x0 predictions (per particle)
     backtracks: list = field(default_factory=list)  # DFS: backtracks per item
     algorithm: str = ""
+    selected: torch.Tensor | None = None      # [B] index of the returned particle of each item
+    state: dict | None = None                  # what an extension resumes from (search_core/extend.py); None: none
 
     def to_json(self) -> str:
         """The trace document ``{"version": 1, "events": [...]}``."""
