@@ -94,6 +94,9 @@ class ComfyRuntime:
         return cls._instance
 
     def __init__(self, base: Path, models_dir, extra_model_folders):
+        # Benchmarks and tests measure whole searches: no extension of a kept smaller run of the same inputs
+        # (docs/extend.md) unless a caller sets DIFFUSION_SEARCH_REUSE=1 (tests/test_nodes_extend.py does).
+        os.environ.setdefault("DIFFUSION_SEARCH_REUSE", "0")
         self.root = comfyui_root()
         self.modern = is_modern(self.root)
         self.base = base

@@ -124,6 +124,7 @@ class DiffusionSearchBudgetExplorer:
         plans = {(name, size): _plan(name, scoring, size, lam, resampling_steps, delta, backtrack_steps,
                                      size * int(steps), local_search, unique_id) for name in names for size in sizes}
         for plan in plans.values():
+            plan.reuse = False   # each budget is measured as one whole run, not as an extension of a smaller one
             plan.validate()
         bar = compat.progress_bar(len(jobs) * int(steps), unique_id)
         compat.load_models_to_device([model])   # model loading is not charged to the first run's seconds

@@ -60,6 +60,12 @@ def output_stem(filename_prefix: str) -> str:
     return os.path.join(folder, f"{name}_{counter:05}_")
 
 
+def state_folder() -> str:
+    """Where finished searches are saved for extension after a restart: <output>/diffusion_search_states."""
+    folder_paths = _comfy("folder_paths")
+    return os.path.join(folder_paths.get_output_directory(), "diffusion_search_states")
+
+
 def progress_bar(total: int, node_id=None):
     """_comfy("comfy.utils").ProgressBar; modern takes node_id (so the bar shows on the right node), 2024 does not."""
     try:

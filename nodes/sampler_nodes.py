@@ -124,7 +124,9 @@ class DiffusionSearchLocalSampler:
         required = {**widgets.scoring_inputs(),
                     "local_search": (widgets.LOCAL_SEARCH_TYPE, {"tooltip": "From Local Search Settings."}),
                     "particles": ("INT", {"default": 1, "min": 1, "max": 256,
-                                          "tooltip": "Independent particles; the selecting verifier picks one."}),
+                                          "tooltip": "Independent particles; the selecting verifier picks one. "
+                                                     "Raising it and queueing again runs only the new particles "
+                                                     "(the same result as one run of the new count)."}),
                     **widgets.scoring_options()}
         return {"required": required, "optional": widgets.optional_scoring_inputs(), "hidden": HIDDEN}
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from . import compat
+from . import compat, extension
 from .events import EventForwarder
 from .latents import check_search_inputs
 from .inpaint import per_row_inpainting
@@ -63,6 +63,7 @@ class SearchPlan:
     node_id: Any = None
     node_type: str | None = None         # the node's class_type, so the web view can tell nodes of one id apart
     reject_flow: bool = False            # options that only make sense for epsilon models
+    reuse: bool = True                   # extend a kept search of the same inputs when the budget grew (extension.py)
 
     def validate(self) -> "SearchPlan":
         if self.algorithm not in ("bfs", "dfs", "local"):
@@ -140,7 +141,8 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
             select = LatentScorer(base_model, spec.vae, spec.select_verifier, spec.prompt, residency=residency,
                                   score_size=spec.score_size, chunk_size=spec.chunk_size, video=spec.video)
         seed = (extra_args or {}).get("seed") or 0
-        # A CPU generator: the same seed gives the same particles on every device, like ComfyUI's own noise.
+        # CPU generators: the same seed gives the same particles on every device, like ComfyUI's own noise. Particle
+        # noise comes from per-particle streams (search_core/streams.py), this one draws the resampling.
         generator = torch.Generator(device="cpu").manual_seed((int(seed) + PARTICLE_SEED_OFFSET) % (2 ** 63))
         forwarder = EventForwarder(plan.node_id, scorers=(guide, select), node_type=plan.node_type,
                                    run_info=_run_info(spec, seed))
@@ -167,9 +169,13 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
         if plan.local is not None and plan.local.grad_mode == "denoiser":
             denoiser = compat.differentiable_denoiser(denoiser, base_model)
         from ..search_core.evaluation import DenoiserGradientError
+        key = None
+        if plan.reuse and extension.reuse_enabled():
+            key = extension.key_of(plan, model, base_model, unet_patcher_of(base_model), x, sigmas, extra_args, seed,
+                                   noise_form)
         try:
-            samples = _search_function(plan.algorithm)(denoiser, x, sigmas, extra_args, step_callback, disable,
-                                                       **kwargs)
+            samples = extension.run(plan, _search_function(plan.algorithm), denoiser, x, sigmas, extra_args,
+                                    step_callback, disable, kwargs, int(seed), key, forwarder)
         except DenoiserGradientError as error:
             raise ValueError(f"Local Search Settings: gradient_mode 'denoiser' could not backpropagate through this "
                              f"model ({error}); set gradient_mode to 'x0', which works with every model") from error

@@ -152,7 +152,10 @@ def bfs_inputs() -> dict:
                    "(greedy every step); custom = the three axes below. Resampling needs a stochastic step: these "
                    "samplers step with eta = 1 (ancestral); with eta = 0 resampled copies never diverge."}),
         "particles": ("INT", {"default": 4, "min": 1, "max": 256,
-                              "tooltip": "N particles per latent (paper: 2, 4, 8). 1 = the plain sampler."}),
+                              "tooltip": "N particles per latent (paper: 2, 4, 8). 1 = the plain sampler. Raising it "
+                                         "and queueing again extends the last search of the same inputs: only the "
+                                         "new particles run (Best-of-N: the same result as one run of the new N; "
+                                         "other presets: a further population, the better pick is kept)."}),
         "lam": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1000.0, "step": 0.5,
                           "tooltip": "λ, inverse temperature: weights ∝ exp(λ_t·score) (paper: 10 for ImageReward). "
                                      "TreeG and SVDD rank, so λ does not change them."}),
@@ -203,7 +206,9 @@ def dfs_inputs() -> dict:
         "nfe_budget": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip":
                                "Denoiser evaluations per latent (0 = two dives), local search's recurrences "
                                "included. At least one full dive (less is an error): every dive started completes, "
-                               "so DFS backtracks only while the budget left can still finish the dive."}),
+                               "so DFS backtracks only while the budget left can still finish the dive. Raising "
+                               "it and queueing again resumes the latents that ran out of budget (the result of "
+                               "one run with the new budget, or the earlier sample when that was better)."}),
         "max_backtracks": ("INT", {"default": -1, "min": -1, "max": 10000, "tooltip": "-1 = no cap."}),
         "check_from": ("INT", {"default": -1, "min": -1, "max": 10000,
                                "tooltip": "First step (0-based) whose score is checked against δ_t; -1 = half the "

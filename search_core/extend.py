@@ -28,7 +28,7 @@ def result_tensors(result: SearchResult) -> dict:
            "nfe_per_item": torch.as_tensor(result.nfe_per_item, dtype=torch.long)}
     if result.selected is not None:
         out["selected"] = result.selected
-    return {key: value.detach().cpu() for key, value in out.items() if value is not None}
+    return {key: value.detach().to("cpu", copy=True) for key, value in out.items() if value is not None}
 
 
 def merge_populations(previous: dict, result: SearchResult, exact: bool) -> SearchResult:

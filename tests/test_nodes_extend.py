@@ -1,0 +1,163 @@
+"""Extending a finished search through real ComfyUI: raise the budget, re-queue, the kept work is reused (issue 14).
+
+Best-of-N and DFS give exactly what one run of the larger budget gives; BFS is never worse; a changed input never
+reuses a kept state; a state saved as safetensors + JSON is reloaded after the memory cache is gone (a restart).
+"""
+import json
+import shutil
+from importlib import import_module
+from pathlib import Path
+
+import pytest
+import torch
+
+SIZE, STEPS = 32, 4
+
+
+def _sampler(kind, **settings):
+    inputs = {"vae": ["vae", 0], "verifier": ["ver", 0], "prompt": "a red apple", "score_size": 0, "chunk_size": 16}
+    if kind == "dfs":
+        inputs.update(delta=1e6, delta_schedule="constant", backtrack_steps=2, nfe_budget=8, max_backtracks=-1,
+                      check_from=1)
+        inputs.update(settings)
+        return {"class_type": "DiffusionSearchDFSSampler", "inputs": inputs}
+    inputs.update(preset=kind, particles=2, lam=10.0, resampling_steps=2, ess_threshold=0.0, temperature="constant",
+                  scoring="max", resampling="ssp")
+    inputs.update(settings)
+    return {"class_type": "DiffusionSearchBFSSampler", "inputs": inputs}
+
+
+def _graph(tiny_graph, sampler, seed=0, latent=None, cond_seed=0):
+    graph = tiny_graph(batch=2, size=SIZE, seed=cond_seed)
+    graph["ver"] = {"class_type": "DiffusionSearchVerifierPromptColour",
+                    "inputs": {"device": "cpu", "dtype": "float32", "chunk_size": 16}}
+    graph["search"] = sampler
+    graph["sched"] = {"class_type": "BasicScheduler",
+                      "inputs": {"model": ["unet", 0], "scheduler": "normal", "steps": STEPS, "denoise": 1.0}}
+    if latent is not None:
+        graph["latent"] = {"class_type": "DiffusionSearchTestLatent", "inputs": {"key": latent}}
+    graph["sc"] = {"class_type": "SamplerCustom",
+                   "inputs": {"model": ["unet", 0], "add_noise": True, "noise_seed": seed, "cfg": 3.0,
+                              "positive": ["pos", 0], "negative": ["neg", 0], "sampler": ["search", 0],
+                              "sigmas": ["sched", 0], "latent_image": ["latent", 0]}}
+    graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["sc", 0], "key": "out"}}
+    return graph
+
+
+def _run(comfy, graph):
+    """(output latent, search events) of one execution."""
+    comfy.events.clear()
+    comfy.run(graph)
+    events = [data for event, data in comfy.events if event == "diffusion_search.event"]
+    assert events and events[0]["type"] == "start", "the search node did not run (ComfyUI's cache answered)"
+    return comfy.captured["out"]["samples"].clone(), events
+
+
+def _close(a, b):
+    """Equal up to float32 rounding (the tiny random UNet amplifies it to ~1e-5 of the latent's scale)."""
+    return torch.allclose(a, b, rtol=0, atol=1e-4 * float(b.abs().max()))
+
+
+def _chosen(events):
+    """Per latent, the reward of the returned sample (the merged pick of an extension)."""
+    last = [e for e in events if e["type"] in ("final", "extend")][-1]
+    return torch.tensor([rewards[pick] for rewards, pick in zip(last["rewards"], last["selected"])])
+
+
+@pytest.fixture
+def states(comfy, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_SEARCH_REUSE", "1")   # the harness turns extension off for the other tests
+    module = import_module(f"{comfy.pack.__name__}.nodes.search_state")
+    folder = Path(import_module(f"{comfy.pack.__name__}.nodes.compat").state_folder())
+    module.CACHE.clear()
+    shutil.rmtree(folder, ignore_errors=True)
+    yield module, folder
+    module.CACHE.clear()
+
+
+def test_best_of_n_extended_equals_one_larger_run(comfy, tiny_graph, states, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_SEARCH_REUSE", "0")
+    whole, whole_events = _run(comfy, _graph(tiny_graph, _sampler("best_of_n", particles=5)))
+    monkeypatch.setenv("DIFFUSION_SEARCH_REUSE", "1")
+    small, small_events = _run(comfy, _graph(tiny_graph, _sampler("best_of_n", particles=2)))
+    extended, events = _run(comfy, _graph(tiny_graph, _sampler("best_of_n", particles=5)))
+    start = events[0]
+    assert start["extends"] == {"from_budget": 2, "budget": 5, "exact": True} and "extends" not in small_events[0]
+    assert start["n_particles"] == 3   # only the three new candidates were computed
+    final = [e for e in events if e["type"] == "final"][-1]
+    assert final["nfe"] == 2 * 3 * STEPS and whole_events[-1]["nfe"] == 2 * 5 * STEPS
+    # same picks and image as one run with five particles, up to the rounding of batched model calls of other sizes
+    assert _close(extended, whole) and not _close(extended, small)
+    merged, one_run = events[-1], whole_events[-1]
+    assert merged["type"] == "extend" and merged["selected"] == one_run["selected"]
+    assert torch.allclose(torch.tensor(merged["rewards"]), torch.tensor(one_run["rewards"]), atol=1e-6)
+    assert (_chosen(events) >= _chosen(small_events)).all()
+
+
+def test_dfs_extended_equals_one_larger_run_or_keeps_the_better_sample(comfy, tiny_graph, states, monkeypatch):
+    monkeypatch.setenv("DIFFUSION_SEARCH_REUSE", "0")
+    whole, whole_events = _run(comfy, _graph(tiny_graph, _sampler("dfs", nfe_budget=17), seed=3))
+    monkeypatch.setenv("DIFFUSION_SEARCH_REUSE", "1")
+    small, small_events = _run(comfy, _graph(tiny_graph, _sampler("dfs", nfe_budget=9), seed=3))
+    extended, events = _run(comfy, _graph(tiny_graph, _sampler("dfs", nfe_budget=17), seed=3))
+    assert events[0]["extends"] == {"from_budget": 9, "budget": 17, "exact": True}
+    assert [e for e in events if e["type"] == "backtrack"], "δ = 1e6: the added budget must be spent backtracking"
+    assert events[-1]["nfe_per_item"] == whole_events[-1]["nfe_per_item"]   # the larger run's budget accounting
+    assert events[-1]["nfe"] < whole_events[-1]["nfe"]                       # less computed than the whole run
+    ours, alone, before = _chosen(events), _chosen(whole_events), _chosen(small_events)
+    assert torch.allclose(ours, torch.maximum(alone, before), atol=1e-5) and (ours >= before).all()
+    same = alone >= before
+    assert _close(extended[same], whole[same])
+
+
+def test_bfs_further_population_is_never_worse(comfy, tiny_graph, states):
+    small, small_events = _run(comfy, _graph(tiny_graph, _sampler("bfs", particles=2), seed=5))
+    extended, events = _run(comfy, _graph(tiny_graph, _sampler("bfs", particles=4), seed=5))
+    assert events[0]["extends"] == {"from_budget": 2, "budget": 4, "exact": False}
+    assert (_chosen(events) >= _chosen(small_events)).all()
+    assert len(events[-1]["rewards"][0]) == 4   # both populations' finals are the candidates
+
+
+def test_a_changed_input_never_reuses_a_kept_state(comfy, tiny_graph, states):
+    comfy.test_nodes.LATENTS["extend_a"] = torch.randn(2, 4, SIZE // 8, SIZE // 8,
+                                                       generator=torch.Generator().manual_seed(0))
+    comfy.test_nodes.LATENTS["extend_b"] = comfy.test_nodes.LATENTS["extend_a"] + 0.5
+    _run(comfy, _graph(tiny_graph, _sampler("best_of_n", particles=2), latent="extend_a"))
+    changed = {
+        "seed": _graph(tiny_graph, _sampler("best_of_n", particles=3), latent="extend_a", seed=1),
+        "prompt": _graph(tiny_graph, _sampler("best_of_n", particles=3, prompt="a green leaf"), latent="extend_a"),
+        "setting": _graph(tiny_graph, _sampler("best_of_n", particles=3, score_size=16), latent="extend_a"),
+        "latent": _graph(tiny_graph, _sampler("best_of_n", particles=3), latent="extend_b"),
+        "conditioning": _graph(tiny_graph, _sampler("best_of_n", particles=3), latent="extend_a", cond_seed=4),
+        "preset": _graph(tiny_graph, _sampler("fk", particles=3), latent="extend_a"),
+    }
+    for what, graph in changed.items():
+        _, events = _run(comfy, graph)
+        assert "extends" not in events[0], f"a changed {what} reused the kept search"
+        assert events[0]["n_particles"] == 3
+    _, events = _run(comfy, _graph(tiny_graph, _sampler("best_of_n", particles=3), latent="extend_a"))
+    assert events[0]["extends"]["from_budget"] == 2   # unchanged inputs: reused
+
+
+def test_saved_state_is_reloaded_after_a_restart(comfy, tiny_graph, states):
+    module, folder = states
+    small, _ = _run(comfy, _graph(tiny_graph, _sampler("best_of_n", particles=2), seed=9))
+    files = sorted(p.suffix for p in folder.iterdir())
+    assert files == [".json", ".safetensors"]   # tensors as safetensors, the trace as JSON: no pickle
+    info = json.loads(next(folder.glob("*.json")).read_text())
+    assert info["budget"] == 2 and info["info"]["events"][0]["type"] == "start"
+    module.CACHE.clear()   # what a restart loses
+    _, events = _run(comfy, _graph(tiny_graph, _sampler("best_of_n", particles=3), seed=9))
+    assert events[0]["extends"] == {"from_budget": 2, "budget": 3, "exact": True}
+    assert len(module.CACHE.states) == 1 and next(iter(module.CACHE.states.values())).budget == 3
+
+
+def test_cache_is_bounded_by_bytes(comfy):
+    module = import_module(f"{comfy.pack.__name__}.nodes.search_state")
+    cache = module.StateCache(max_bytes=3 * 4096)
+    for index in range(5):
+        cache.put(module.SearchState(f"k{index}", "bfs", 2, {"x": torch.zeros(1024)}, {}))
+    assert list(cache.states) == ["k2", "k3", "k4"] and cache.nbytes <= 3 * 4096
+    cache.get("k2")
+    cache.put(module.SearchState("k5", "bfs", 2, {"x": torch.zeros(1024)}, {}))
+    assert list(cache.states) == ["k4", "k2", "k5"]
