@@ -1,12 +1,13 @@
 """Extending a search against one larger run, on the digits world through the real nodes (docs/extend.md).
 
-    python -m benchmarks.extend [--n 4] [--seeds 2] [--methods best_of_n bfs dfs] [--cfg 1.0] [--json PATH]
+    python -m benchmarks.extend [--n 4] [--seeds 2] [--methods best_of_n bfs dfs] [--cfg 1.0] [--delta -0.69]
+                                [--json PATH]
 
 For every digit class and method: one run at budget 2N (extension off), then a run at N and the same graph at 2N
 (extension on: the second reuses the first). Printed per method: the guide's reward (its log-probability of the
-requested digit) and the held-out judge's accuracy of the images each way, seconds per latent of the whole 2N run and
-of the extension alone, and the largest difference between the two ways' images (0 where extension is exact up to
-float rounding).
+requested digit), the held-out judge's log-probability and accuracy of the images each way, seconds per latent of
+the whole 2N run and of the extension alone, and the largest difference between the two ways' images (0 where
+extension is exact up to float rounding).
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def compare(world, runtime, settings, method_names, n, seeds, cfg):
     for name in method_names:
         method = METHODS[name]
         sums = {k: 0.0 for k in ("whole_guide", "ext_guide", "small_guide", "whole_acc", "ext_acc", "small_acc",
-                                 "whole_s", "small_s", "ext_s", "max_diff")}
+                                 "whole_judge", "ext_judge", "small_judge", "whole_s", "small_s", "ext_s",
+                                 "max_diff")}
         extended_runs = 0
         for index, label in enumerate(world.labels):
             whole, whole_s, _ = _run(runtime, world, method, 2 * n, settings, label, seeds, cfg, index, False)
@@ -57,8 +59,10 @@ def compare(world, runtime, settings, method_names, n, seeds, cfg):
             ext, ext_s, extended = _run(runtime, world, method, 2 * n, settings, label, seeds, cfg, index, True)
             extended_runs += int(extended)
             for tag, images in (("whole", whole), ("ext", ext), ("small", small)):
+                judged = judge.predict(images)
                 sums[f"{tag}_guide"] += float(guide.predict(images)[:, index].mean())
-                sums[f"{tag}_acc"] += float((judge.predict(images).argmax(1) == index).float().mean())
+                sums[f"{tag}_acc"] += float((judged.argmax(1) == index).float().mean())
+                sums[f"{tag}_judge"] += float(judged[:, index].mean())
             sums["whole_s"] += whole_s
             sums["small_s"] += small_s
             sums["ext_s"] += ext_s
@@ -74,13 +78,15 @@ def compare(world, runtime, settings, method_names, n, seeds, cfg):
 
 
 def table(rows) -> str:
-    lines = ["| method | budget | guide reward: one run / N then extended (N alone) | judge accuracy: one run / "
-             "extended (N alone) | s per latent: one run / extension alone (N run) | max image difference |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| method | budget | guide reward: one run / extended (smaller run) | judge log p: one run / extended "
+             "(smaller) | judge accuracy: one run / extended (smaller) | s per latent: one run / extension alone "
+             "(smaller run) | max image difference |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         unit = "NFE x" if r["method"] == "dfs" else "N"
         lines.append(f"| {r['method']} | {unit} {r['n']} -> {r['to']} | {r['whole_guide']:.3f} / {r['ext_guide']:.3f} "
-                     f"({r['small_guide']:.3f}) | {r['whole_acc']:.3f} / {r['ext_acc']:.3f} ({r['small_acc']:.3f}) | "
+                     f"({r['small_guide']:.3f}) | {r['whole_judge']:.3f} / {r['ext_judge']:.3f} "
+                     f"({r['small_judge']:.3f}) | {r['whole_acc']:.3f} / {r['ext_acc']:.3f} ({r['small_acc']:.3f}) | "
                      f"{r['whole_s']:.2f} / {r['ext_s']:.2f} ({r['small_s']:.2f}) | {r['max_diff']:.2g} |")
     return "\n".join(lines)
 
@@ -93,6 +99,7 @@ def main(argv=None) -> int:
                         choices=[m for m in METHODS if m != "plain"])
     parser.add_argument("--cfg", type=float, default=1.0)
     parser.add_argument("--steps", type=int, default=Settings.steps)
+    parser.add_argument("--delta", type=float, default=Settings.delta, help="DFS δ on the guide's log p")
     parser.add_argument("--classes", type=int, default=None, help="only the first K classes")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
@@ -104,10 +111,12 @@ def main(argv=None) -> int:
         world.labels = world.labels[:args.classes]
     runtime = boot(world, Path(tempfile.mkdtemp(prefix="extend_bench_")) / "comfyui")
     started = time.perf_counter()
-    rows = compare(world, runtime, Settings(steps=args.steps), args.methods, args.n, args.seeds, args.cfg)
+    settings = Settings(steps=args.steps, delta=args.delta)
+    rows = compare(world, runtime, settings, args.methods, args.n, args.seeds, args.cfg)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({args.threads} threads)"
     print(f"\nDigits world, ComfyUI {'modern' if runtime.modern else '2024'}, {device}: {len(world.labels)} classes "
-          f"x {args.seeds} latents, T = {args.steps}, CFG {args.cfg}, {time.perf_counter() - started:.0f} s")
+          f"x {args.seeds} latents, T = {args.steps}, CFG {args.cfg}, DFS δ {args.delta:g}, "
+          f"{time.perf_counter() - started:.0f} s")
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps({"command": "python -m benchmarks.extend " + " ".join(

@@ -45,7 +45,8 @@ def _settings(plan) -> dict:
     return {"algorithm": plan.algorithm, "bfs": None if plan.bfs is None else plan.bfs.to_dict(), "dfs": dfs,
             "local": None if plan.local is None else plan.local.to_dict(), "prompt": spec.prompt,
             "score_size": spec.score_size, "video": spec.video, "reject_flow": plan.reject_flow,
-            "guide": spec.guide_verifier, "select": spec.select_verifier, "vae": spec.vae.first_stage_model}
+            "guide": spec.guide_verifier, "select": spec.select_verifier,
+            "vae": states.WeightsOnly(spec.vae.first_stage_model)}
 
 
 def key_of(plan, model_k, base_model, patcher, x, sigmas, extra_args, seed, noise_form) -> str:
@@ -55,7 +56,8 @@ def key_of(plan, model_k, base_model, patcher, x, sigmas, extra_args, seed, nois
                     "conds": getattr(guider, "original_conds", None), "cfg": getattr(guider, "cfg", None)}
     patches = None if patcher is None else {"patches": getattr(patcher, "patches", None),
                                             "object_patches": getattr(patcher, "object_patches", None)}
-    return states.state_key(settings=_settings(plan), model=states.WeightsOnly(base_model), patches=patches, conditioning=conditioning,
+    return states.state_key(settings=_settings(plan), model=states.WeightsOnly(base_model), patches=patches,
+                            conditioning=conditioning,
                             x=x, sigmas=sigmas, seed=int(seed), noise_form=noise_form,
                             latent=getattr(model_k, "latent_image", None), noise=getattr(model_k, "noise", None))
 

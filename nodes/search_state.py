@@ -45,10 +45,17 @@ class WeightsOnly:
         self.module = module
 
 
-def _plain(value) -> bool:
+# What ComfyUI's ModelPatcher sets on a module when it loads it (both versions): not a setting of the module.
+LOADING_ATTRIBUTES = {"current_patcher", "current_weight_patches_uuid", "device", "lowvram_patch_counter",
+                      "model_loaded_weight_memory", "model_lowvram", "skip_injection", "model_offload_buffer_memory"}
+
+
+def _setting(value) -> bool:
+    """Plain data (numbers, strings, lists of them, dataclasses): what a module's settings are made of."""
     if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
-    return value is None or isinstance(value, (bool, int, float, str))
+        return all(_setting(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str)) or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type))
 
 
 class _Digest:
@@ -72,8 +79,12 @@ class _Digest:
             samples.append(flat[::step].to(torch.float32))   # exact for every float format up to float32
         if samples:  # one transfer for the whole model
             self.hash.update(torch.cat([s.to(samples[0].device) for s in samples]).cpu().numpy().tobytes())
-        if attributes:  # plain settings only (a composite verifier's weights); counters and devices change per run
-            self.value({k: v for k, v in vars(module).items() if not k.startswith("_") and _plain(v)}, 1)
+        if attributes:  # settings (a composite's weights, a classifier's label), not what loading changes
+            for name, sub in module.named_modules():
+                settings = {k: v for k, v in vars(sub).items()
+                            if not k.startswith("_") and k not in LOADING_ATTRIBUTES and _setting(v)}
+                self.text(name)
+                self.value(settings, 1)
 
     def value(self, value, depth: int = 0) -> None:
         self.visits += 1

@@ -52,8 +52,8 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     """BFS over N particles per item; returns the selected sample of each item [B, ...].
 
     ``start_x0``: the clean latent the start noise was added to (img2img); fresh particles start from
-    a(σ0)·start_x0 + σ0·ε (zeros when None: text-to-image). ``streams`` (``ParticleStreams`` of B x N rows): particle
-    noise from per-particle streams, so a particle's path does not depend on N (extension, search_core/extend.py);
+    a(σ0)·start_x0 + σ0·ε (zeros when None: text-to-image). ``streams`` (``ParticleStreams``, B x N rows):
+    particle noise from per-particle streams, so a particle's path does not depend on N (extension, search_core/extend.py);
     resampling still draws from ``generator``.
     """
     config = resolve_config(config, preset)

@@ -101,7 +101,8 @@ class ComfyServer:
 
     def start(self) -> "ComfyServer":
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+                   MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+                   DIFFUSION_SEARCH_REUSE="1")   # as users run it (the in-process harness turns extension off)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(self.command(), cwd=str(self.base), stdout=self._log, stderr=subprocess.STDOUT,
                                         env=env, start_new_session=True)

@@ -130,7 +130,10 @@ def test_a_changed_input_never_reuses_a_kept_state(comfy, tiny_graph, states):
         "latent": _graph(tiny_graph, _sampler("best_of_n", particles=3), latent="extend_b"),
         "conditioning": _graph(tiny_graph, _sampler("best_of_n", particles=3), latent="extend_a", cond_seed=4),
         "preset": _graph(tiny_graph, _sampler("fk", particles=3), latent="extend_a"),
+        "verifier": _graph(tiny_graph, _sampler("best_of_n", particles=3), latent="extend_a"),
     }
+    changed["verifier"]["ver2"] = dict(changed["verifier"]["ver"], class_type="DiffusionSearchVerifierColourfulness")
+    changed["verifier"]["search"]["inputs"]["verifier"] = ["ver2", 0]   # a new node id: 2024 caches by id and inputs
     for what, graph in changed.items():
         _, events = _run(comfy, graph)
         assert "extends" not in events[0], f"a changed {what} reused the kept search"
@@ -161,3 +164,24 @@ def test_cache_is_bounded_by_bytes(comfy):
     cache.get("k2")
     cache.put(module.SearchState("k5", "bfs", 2, {"x": torch.zeros(1024)}, {}))
     assert list(cache.states) == ["k4", "k2", "k5"]
+
+
+def test_ksampler_search_extends_too(comfy, tiny_graph, states):
+    """The all-in-one node: raising particles on KSampler (Search) extends its kept search as well."""
+    def graph(particles):
+        g = tiny_graph(batch=1, size=SIZE)
+        g["ver"] = {"class_type": "DiffusionSearchVerifierColourfulness",
+                    "inputs": {"device": "cpu", "dtype": "float32", "chunk_size": 8}}
+        g["ks"] = {"class_type": "DiffusionSearchKSampler", "inputs": {
+            "model": ["unet", 0], "seed": 23, "steps": STEPS, "cfg": 2.0, "scheduler": "normal",
+            "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "denoise": 1.0,
+            "vae": ["vae", 0], "verifier": ["ver", 0], "prompt": "a red apple", "search": "best_of_n",
+            "particles": particles, "lam": 10.0, "resampling_steps": 3, "delta": 0.0, "backtrack_steps": 2,
+            "nfe_budget": 0, "score_size": 0, "chunk_size": 8}}
+        g["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["ks", 1], "key": "out"}}
+        return g
+
+    _run(comfy, graph(2))
+    candidates, events = _run(comfy, graph(4))
+    assert events[0]["extends"] == {"from_budget": 2, "budget": 4, "exact": True}
+    assert candidates.shape[0] == 4   # every candidate of both runs, ranked

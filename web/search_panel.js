@@ -5,6 +5,7 @@
 import { hasStepScores, bfsScoreChart, essChart, localChart, rewardStrip, temperatureChart } from "./search_charts.js";
 import { comparisonBlock, sideBySide } from "./search_compare.js";
 import { dfsChart, nfeBars } from "./search_dfs.js";
+import { moreBudget, searchMore } from "./search_more.js";
 import { resultSection } from "./search_result.js";
 import { formatNumber, htmlEl, layout } from "./search_svg.js";
 import { ancestryTree } from "./search_tree.js";
@@ -56,13 +57,15 @@ export class SearchPanel {
     this.clearBtn = this.button("Clear compare", "Stop comparing with the loaded trace", () => this.store.clearComparison());
     const clearRuns = this.button("Clear runs", "Forget every run (this page and the browser's storage)", () => { this.store.clearRuns(); this.onClearRuns(); });
     clearRuns.dataset.action = "clear-runs";
+    this.moreBtn = this.button("Search more", "", () => this.searchMore());
+    this.moreBtn.dataset.action = "search-more";
     // Closed by the user: new runs do not pop it open again until it is shown from the button or a node menu.
     const close = this.button("×", "Hide the search view (Escape)", () => this.close());
     this.fileInput = htmlEl("input");
     Object.assign(this.fileInput, { type: "file", accept: ".json,application/json", hidden: true });
     this.fileInput.className = "dsv-file";
     this.fileInput.addEventListener("change", () => this.loadFile());
-    header.append(this.titleEl, close, htmlEl("span", "dsv-break"), this.runSelect, this.itemSelect, save, load, this.clearBtn, clearRuns, this.fileInput);
+    header.append(this.titleEl, close, htmlEl("span", "dsv-break"), this.runSelect, this.itemSelect, this.moreBtn, save, load, this.clearBtn, clearRuns, this.fileInput);
     this.dragBy(header, root);
     this.statusEl = htmlEl("div", "dsv-status", "Queue a workflow with a DiffusionSearch node to watch it here.");
     this.warnEl = htmlEl("div", "dsv-warning");
@@ -203,6 +206,27 @@ export class SearchPanel {
     return { node, warning: "" };
   }
 
+  /** "Search more" is on for a finished run bound to its node; its title says what it will change. */
+  syncMore(run, node) {
+    const change = run && run.final ? moreBudget(run, node) : null;
+    this.moreBtn.disabled = !change;
+    this.moreBtn.title = change
+      ? `Set ${change.name} ${change.from} → ${change.to} on node ${run.node} and queue the workflow again: the finished search is extended, not redone`
+      : "Raise the budget and queue again (for a finished run of a node in the open workflow)";
+  }
+
+  async searchMore() {
+    const run = this.store.current;
+    const { node } = run ? this.bind(run) : { node: null };
+    try {
+      const change = await searchMore(this.app, run, node);
+      if (change) this.moreBtn.dataset.last = `${change.name}:${change.from}:${change.to}`;
+    } catch (e) {
+      this.warnEl.textContent = `Search more could not queue the workflow: ${e && e.message ? e.message : e}`;
+      this.warnEl.hidden = false;
+    }
+  }
+
   /** Redraws for the current run; a chart whose handle is being dragged is left alone until it is dropped. */
   draw() {
     if (this.drag.active) return;
@@ -220,6 +244,7 @@ export class SearchPanel {
       for (const box of [this.resultBox, this.compareBox, this.chartsBox, this.tuneCharts, this.tuneControls]) box.replaceChildren();
       this.resultKey = "";
       this.controls.clear();
+      this.syncMore(null, null);
       return;
     }
     this.item = Math.min(this.item, Math.max(0, run.nItems - 1));
@@ -231,6 +256,7 @@ export class SearchPanel {
     this.statusEl.textContent = this.statusText(run, loaded);
     this.warnEl.textContent = warning;
     this.warnEl.hidden = !warning;
+    this.syncMore(run, node);
     const ctx = { hover: this.hover, drag: this.drag, imageFor: (item, p) => this.imageFor(run, item, p) };
     this.drawResult(run);
     this.compareBox.replaceChildren(...[comparisonBlock(run, cmp, this.item, !!previous),
