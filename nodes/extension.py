@@ -62,6 +62,16 @@ def key_of(plan, model_k, base_model, patcher, x, sigmas, extra_args, seed, nois
                             latent=getattr(model_k, "latent_image", None), noise=getattr(model_k, "noise", None))
 
 
+def safe_key(*args) -> str | None:
+    """``key_of``, or None (the search runs whole and is not kept) when an input cannot be digested."""
+    try:
+        return key_of(*args)
+    except Exception as error:   # an exotic input (quantized weights, a huge option) must never fail the search
+        log.warning("search inputs could not be keyed (%s: %s); this search is not kept for extension",
+                    type(error).__name__, error)
+        return None
+
+
 def _previous(key: str | None, algorithm: str, budget: int):
     if key is None:
         return None

@@ -171,8 +171,8 @@ def make_sampler_function(plan: SearchPlan, outcome: SearchOutcome | None = None
         from ..search_core.evaluation import DenoiserGradientError
         key = None
         if plan.reuse and extension.reuse_enabled():
-            key = extension.key_of(plan, model, base_model, unet_patcher_of(base_model), x, sigmas, extra_args, seed,
-                                   noise_form)
+            key = extension.safe_key(plan, model, base_model, unet_patcher_of(base_model), x, sigmas, extra_args,
+                                     seed, noise_form)
         try:
             samples = extension.run(plan, _search_function(plan.algorithm), denoiser, x, sigmas, extra_args,
                                     step_callback, disable, kwargs, int(seed), key, forwarder)

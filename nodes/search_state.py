@@ -23,7 +23,12 @@ CACHE_MB_ENV = "DIFFUSION_SEARCH_CACHE_MB"   # memory for kept states (default 2
 REUSE_ENV = "DIFFUSION_SEARCH_REUSE"         # "0": never extend (always run the whole search)
 STATE_FOLDER = "diffusion_search_states"
 SAMPLE = 4096             # elements hashed per weight tensor (strided): a LoRA changes them all
-MAX_VISITS = 20000        # objects walked per key (conditioning, model options): bounds the cost of odd inputs
+MAX_VISITS = 50000        # objects walked per part of a key: beyond it (or too deep) the search is not kept
+MAX_DEPTH = 16
+
+
+class KeyTooComplex(ValueError):
+    """An input too large or deep to digest fully: the search runs whole and is not kept (never a stale reuse)."""
 VERSION = 1
 
 
@@ -88,9 +93,8 @@ class _Digest:
 
     def value(self, value, depth: int = 0) -> None:
         self.visits += 1
-        if self.visits > MAX_VISITS or depth > 8:
-            self.text("<cut>")
-            return
+        if self.visits > MAX_VISITS or depth > MAX_DEPTH:
+            raise KeyTooComplex(f"more than {MAX_VISITS} objects or {MAX_DEPTH} levels")
         if value is None or isinstance(value, (bool, int, float, str, bytes)):
             self.text(f"{type(value).__name__}:{value!r}")
         elif isinstance(value, torch.Tensor):
@@ -129,10 +133,13 @@ class _Digest:
 
 
 def state_key(**parts) -> str:
-    """The key of a search: a digest of the named parts (every input of the search except its budget)."""
+    """The key of a search: a digest of the named parts (every input of the search except its budget).
+
+    Raises KeyTooComplex when a part cannot be digested whole."""
     digest = _Digest()
     digest.text(f"diffusion-search-state v{VERSION}")
     for name in sorted(parts):
+        digest.visits = 0
         digest.text(name)
         digest.value(parts[name])
     return digest.hexdigest()

@@ -185,3 +185,19 @@ def test_ksampler_search_extends_too(comfy, tiny_graph, states):
     candidates, events = _run(comfy, graph(4))
     assert events[0]["extends"] == {"from_budget": 2, "budget": 4, "exact": True}
     assert candidates.shape[0] == 4   # every candidate of both runs, ranked
+
+
+def test_keys_follow_content_and_an_input_too_deep_is_not_kept(comfy):
+    module = import_module(f"{comfy.pack.__name__}.nodes.search_state")
+    extension = import_module(f"{comfy.pack.__name__}.nodes.extension")
+    a = {"cond": [{"c": torch.ones(2, 3)}], "cfg": 3.0}
+    same = {"cfg": 3.0, "cond": [{"c": torch.ones(2, 3)}]}          # other objects, same content
+    other = {"cond": [{"c": torch.ones(2, 3) * (1 + 1e-6)}], "cfg": 3.0}
+    assert module.state_key(x=a) == module.state_key(x=same) != module.state_key(x=other)
+    deep = node = {}
+    for _ in range(40):
+        node["next"] = {}
+        node = node["next"]
+    with pytest.raises(module.KeyTooComplex):
+        module.state_key(x=deep)
+    assert extension.safe_key(None, None, None, None, None, None, None, 0, "eps") is None   # never fails a search

@@ -56,6 +56,12 @@ def test_search_more_doubles_the_budget_keeps_the_seed_and_extends(server, brows
     assert second["start"]["extends"] == {"from_budget": 2, "budget": 4, "exact": True}
     assert second["start"]["n_particles"] == 2 and second["start"]["seed"] == 23   # only the two new particles ran
     assert second["types"][-1] == "extend"
+    # the view shows the extension with every candidate of both runs
+    browser.js(f"const v = {VIEW[7:]}; v.store.show(arguments[0]); v.panel.draw();", second["key"])
+    assert browser.js(f"return {VIEW[7:]}.store.runs.get(arguments[0]).nCandidates", second["key"]) == 4
+    assert "budget 2 → 4 (exact; 4 candidates)" in browser.js(f"return {ROOT}.querySelector('.dsv-status').textContent")
+    browser.wait_for("return document.querySelectorAll('#diffusion-search-view .dsv-grid img').length === 4", 30,
+                     "the four candidates' images")
     widgets = browser.js("const n = app.graph.getNodeById(Number(arguments[0]));"
                          "return Object.fromEntries(n.widgets.map(w => [w.name, w.value]));", node)
     assert widgets["particles"] == 4 and widgets["seed"] == 23 and widgets["control_after_generate"] == "fixed"

@@ -179,7 +179,7 @@ export class SearchPanel {
     const ranking = run.ranking(item);
     const entry = ranking.find((r) => r.particle === particle);
     if (!entry) return null;
-    const image = perRank ? images[item * run.nParticles + entry.rank] : entry.selected ? images[item] : null;
+    const image = perRank ? images[item * run.nCandidates + entry.rank] : entry.selected ? images[item] : null;
     return image ? this.imageUrl(image) : null;
   }
 
@@ -392,6 +392,10 @@ export class SearchPanel {
     const parts = [`${run.events.length} events`, `${run.nItems} item(s) × ${run.nParticles} particle(s)`, `${run.nSteps} steps`];
     if (run.final) parts.push(`NFE ${run.final.nfe ?? "?"}`);
     else parts.push("running…");
+    const ext = run.start && run.start.extends;
+    if (ext && typeof ext === "object") {
+      parts.push(`extends the kept search, budget ${Number(ext.from_budget)} → ${Number(ext.budget)} (${ext.exact ? "exact" : "a further population"}; ${run.nCandidates} candidates)`);
+    }
     if (cmp) {
       const best = (r) => formatNumber(r.bestRewards()[Math.min(this.item, r.nItems - 1)]);
       parts.push(`compare: best ${best(run)} vs ${best(cmp)} (${cmp.source}), NFE ${run.final?.nfe ?? "?"} vs ${cmp.final?.nfe ?? "?"}`);

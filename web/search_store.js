@@ -27,6 +27,7 @@ export class SearchRun {
     this.backtracks = [];
     this.local = [];
     this.final = null;
+    this.merged = null;   // an extension's `extend` event: every candidate of the kept search and of this run
     this.algorithm = null;
     this.imageSets = new Map();   // output node id -> images it showed ({filename, subfolder, type})
   }
@@ -48,6 +49,7 @@ export class SearchRun {
       case "backtrack": this.backtracks.push(event); break;
       case "local": this.local.push(event); break;
       case "final": this.final = event; break;
+      case "extend": this.merged = event; break;
       default: break;
     }
   }
@@ -195,11 +197,18 @@ export class SearchRun {
   }
 
   /** Final ranking of `item`: [{particle, reward, rank, selected}] best first. */
+  /** Final candidates per item: this run's particles, or with an extension every candidate of both runs. */
+  get nCandidates() {
+    const row = this.merged && Array.isArray(this.merged.rewards?.[0]) ? this.merged.rewards[0] : null;
+    return row ? clampCount(row.length, Math.floor(LIMITS.slots / this.nItems)) : this.nParticles;
+  }
+
   ranking(item) {
-    if (!this.final) return [];
-    const rewards = (this.final.rewards && this.final.rewards[item]) || [];
-    const order = (this.final.order && this.final.order[item]) || rewards.map((_, i) => i);
-    const selected = this.final.selected ? this.final.selected[item] : order[0];
+    const final = this.merged || this.final;
+    if (!final) return [];
+    const rewards = (final.rewards && final.rewards[item]) || [];
+    const order = (final.order && final.order[item]) || rewards.map((_, i) => i);
+    const selected = final.selected ? final.selected[item] : order[0];
     return order.map((p, rank) => ({ particle: p, reward: finiteOrNull(rewards[p]), rank, selected: p === selected }));
   }
 
@@ -209,7 +218,7 @@ export class SearchRun {
    */
   rankedImages() {
     const sets = [...this.imageSets.values()];
-    const all = sets.find((imgs) => imgs.length === this.nItems * this.nParticles);
+    const all = sets.find((imgs) => imgs.length === this.nItems * this.nCandidates);
     if (all) return { images: all, perRank: true };
     const best = sets.find((imgs) => imgs.length === this.nItems);
     return best ? { images: best, perRank: false } : { images: [], perRank: false };
@@ -280,7 +289,7 @@ export class EventStore extends EventTarget {
     run.add(event);
     this.current = run;
     this.eventCount += 1;
-    this.changed(event.type === "final" ? "final" : "event");
+    this.changed(event.type === "final" || event.type === "extend" ? "final" : "event");
     return run;
   }
 

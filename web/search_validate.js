@@ -123,6 +123,18 @@ function checkEvent(ev, k, counts, problems) {
       checkList(where, "selected", ev.selected, counts.items, problems, (v) => isInt(v) && v >= 0 && v < counts.particles, "particle indices");
       checkList(where, "nfe_per_item", ev.nfe_per_item, counts.items, problems, (v) => isNum(v) && v >= 0, "numbers ≥ 0");
       return;
+    case "extend": {   // every candidate of an extended search: as many per item as the first row says
+      const n = Array.isArray(ev.rewards) && Array.isArray(ev.rewards[0]) ? ev.rewards[0].length : 0;
+      if (!n || n > LIMITS.particles || (counts.items && counts.items * n > LIMITS.slots)) {
+        problems.add(`${where}: rewards must hold 1 to ${LIMITS.particles} candidates per item`);
+        return;
+      }
+      const all = { ...counts, particles: n };
+      checkMatrix(where, "rewards", ev.rewards, all, problems, { nullable: false });
+      checkMatrix(where, "order", ev.order, all, problems, { index: true });
+      checkList(where, "selected", ev.selected, counts.items, problems, (v) => isInt(v) && v >= 0 && v < n, "candidate indices");
+      return;
+    }
     default:
       return;   // other types are kept for saving but not drawn
   }
