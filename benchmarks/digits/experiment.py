@@ -172,32 +172,38 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Guide reward and judge accuracy against NFE per latent, one line per method, one row of panels per CFG."""
+    """Guide reward, judge log-probability and judge accuracy against NFE per latent, one line per method (its own
+    colour and marker), one row of panels per CFG."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     cfgs = sorted({r["cfg"] for r in rows})
-    fig, axes = plt.subplots(len(cfgs), 2, figsize=(11, 4.2 * len(cfgs)), squeeze=False)
+    names = list(dict.fromkeys(r["method"] for r in rows))
+    colours, markers = plt.get_cmap("tab20").colors, "osD^v<>phP*X"
+    panels = (("guide_reward", "guide reward: mean log p_guide(digit)"),
+              ("judge_logp", "held-out judge: mean log p_judge(digit)"),
+              ("judge_acc", "held-out judge: accuracy on the digit"))
+    fig, axes = plt.subplots(len(cfgs), len(panels), figsize=(16, 4.4 * len(cfgs)), squeeze=False)
     for row_axes, cfg in zip(axes, cfgs):
-        for name in dict.fromkeys(r["method"] for r in rows):
-            points = sorted((r["nfe"], r["guide_reward"], r["judge_acc"], r["label"]) for r in rows
-                            if r["cfg"] == cfg and r["method"] == name)
+        for index, name in enumerate(names):
+            points = sorted(((r["nfe"], r["label"], r) for r in rows if r["cfg"] == cfg and r["method"] == name
+                             and not r.get("same_as")), key=lambda p: p[0])
             if not points:
                 continue
-            style = dict(marker="o", label=points[0][3], linestyle="-" if len(points) > 1 else "none")
-            row_axes[0].plot([p[0] for p in points], [p[1] for p in points], **style)
-            row_axes[1].plot([p[0] for p in points], [p[2] for p in points], **style)
-        titles = ("guide reward: mean log p_guide(digit)", "judge accuracy on the requested digit")
-        for ax, what in zip(row_axes, titles):
+            style = dict(marker=markers[index % len(markers)], color=colours[(2 * index) % 20 + (index >= 10)],
+                         label=points[0][1], linestyle="-" if len(points) > 1 else "none", markersize=5)
+            for ax, (key, _) in zip(row_axes, panels):
+                ax.plot([p[0] for p in points], [p[2][key] for p in points], **style)
+        for ax, (_, what) in zip(row_axes, panels):
             ax.set_xscale("log", base=2)
             ax.set_xlabel("NFE per latent")
             ax.set_title(f"{what}, CFG {cfg:g}", fontsize=10)
             ax.grid(alpha=0.3)
-    axes[0][1].legend(fontsize=7, loc="lower right")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
