@@ -81,7 +81,7 @@ def methods_table(runtime, world, latents: int, label: str = "3") -> str:
         close = float((images[0] - images[1]).abs().amax())                 # fp32 vs bf16: how far apart
         cells = [f"{t:.1f} s" for t in times] + ["-"] * (len(VARIANTS) - len(times))
         lines.append(f"| {name} | " + " | ".join(cells) +
-                     f" | bf16 runs {'identical' if same else 'DIFFER'}; fp32 vs bf16 max |Δ| {close:.3f} |")
+                     f" | bf16 runs {'identical' if same else 'DIFFER'}; fp32 vs bf16 max abs Δ {close:.3f} |")
     return "\n".join(lines)
 
 
