@@ -210,7 +210,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.digits run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 4, CFG 1, four latents per digit, six methods "
-                                                             "(2-3 minutes here)")
+                                                             "(about a minute here)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--plot", type=Path, default=None, help="reward-vs-NFE PNG (default: beside --json, or "
                                                                  "digits_scaling.png in the working folder)")
