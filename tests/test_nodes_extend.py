@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from comfy_harness import add_search_sampling
+
 SIZE, STEPS = 32, 4
 
 
@@ -31,17 +33,9 @@ def _graph(tiny_graph, sampler, seed=0, latent=None, cond_seed=0):
     graph = tiny_graph(batch=2, size=SIZE, seed=cond_seed)
     graph["ver"] = {"class_type": "DiffusionSearchVerifierPromptColour",
                     "inputs": {"device": "cpu", "dtype": "float32", "chunk_size": 16}}
-    graph["search"] = sampler
-    graph["sched"] = {"class_type": "BasicScheduler",
-                      "inputs": {"model": ["unet", 0], "scheduler": "normal", "steps": STEPS, "denoise": 1.0}}
     if latent is not None:
         graph["latent"] = {"class_type": "DiffusionSearchTestLatent", "inputs": {"key": latent}}
-    graph["sc"] = {"class_type": "SamplerCustom",
-                   "inputs": {"model": ["unet", 0], "add_noise": True, "noise_seed": seed, "cfg": 3.0,
-                              "positive": ["pos", 0], "negative": ["neg", 0], "sampler": ["search", 0],
-                              "sigmas": ["sched", 0], "latent_image": ["latent", 0]}}
-    graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["sc", 0], "key": "out"}}
-    return graph
+    return add_search_sampling(graph, sampler, seed=seed, steps=STEPS)
 
 
 def _run(comfy, graph):

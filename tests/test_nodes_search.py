@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from comfy_harness import ComfyExecutionError, ComfyInterrupted
+from comfy_harness import ComfyExecutionError, ComfyInterrupted, add_search_sampling
 
 SIZE = 32  # 4x4 latents: the tiny UNet has no downsampling, so this is the cheapest size that still runs
 
@@ -30,15 +30,7 @@ def _bfs(preset="bfs", particles=4, **extra):
 def _custom_graph(tiny_graph, sampler_node, seed=0, steps=6, batch=2):
     graph = tiny_graph(batch=batch, size=SIZE)
     graph["ver"] = _verifier()
-    graph["search"] = sampler_node
-    graph["sched"] = {"class_type": "BasicScheduler",
-                      "inputs": {"model": ["unet", 0], "scheduler": "normal", "steps": steps, "denoise": 1.0}}
-    graph["sc"] = {"class_type": "SamplerCustom",
-                   "inputs": {"model": ["unet", 0], "add_noise": True, "noise_seed": seed, "cfg": 3.0,
-                              "positive": ["pos", 0], "negative": ["neg", 0], "sampler": ["search", 0],
-                              "sigmas": ["sched", 0], "latent_image": ["latent", 0]}}
-    graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["sc", 0], "key": "out"}}
-    return graph
+    return add_search_sampling(graph, sampler_node, seed=seed, steps=steps)
 
 
 def _search_events(comfy):
