@@ -24,6 +24,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {node_id: name for node_id, (_, name) in _SEARCH_NO
 
 for _node_id, _cls in loader_nodes().items():
     NODE_CLASS_MAPPINGS[_node_id] = _cls
-    NODE_DISPLAY_NAME_MAPPINGS[_node_id] = "Load Verifier: " + _cls.SPEC_NAME
+    NODE_DISPLAY_NAME_MAPPINGS[_node_id] = getattr(_cls, "DISPLAY_NAME", "Load Verifier: " + _cls.SPEC_NAME)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

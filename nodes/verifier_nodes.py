@@ -305,5 +305,6 @@ CUSTOM_LOADERS = {"classifier": DiffusionSearchVerifierClassifier}
 def loader_nodes() -> dict:
     """{node id: class} for every registered verifier, ids like DiffusionSearchVerifierImageReward."""
     register_model_folders()
-    return {_class_name(spec.name): CUSTOM_LOADERS.get(spec.name) or make_loader_node(spec)
-            for spec in registry.available()}
+    from .vlm_node import DiffusionSearchVerifierVlm  # its own file (it imports this one's helpers)
+    custom = {**CUSTOM_LOADERS, "vlm": DiffusionSearchVerifierVlm}
+    return {_class_name(spec.name): custom.get(spec.name) or make_loader_node(spec) for spec in registry.available()}

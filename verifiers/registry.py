@@ -118,6 +118,19 @@ REGISTRY: dict[str, VerifierSpec] = {spec.name: spec for spec in (
                  "input_size": 0, "normalisation": "auto"},
     ),
     VerifierSpec(
+        "vlm", "vlm:load_vlm",
+        "A vision-language model asked questions about the image: weighted mean of log p(Yes) (VQAScore-style); "
+        "no gradients (selection and BFS/DFS only).",
+        subfolder="vlm", differentiable=False,
+        files=(
+            WeightFile("config.json", "the VLM's folder: config.json, *.safetensors, tokenizer and processor files, "
+                       "chat template", f"{HF}/Qwen/Qwen2-VL-2B-Instruct or {HF}/Qwen/Qwen2.5-VL-3B-Instruct "
+                       "(the whole repository folder)"),
+        ),
+        options={"questions": "Does this image show {prompt}? Answer Yes or No.", "aggregation": "log_prob",
+                 "answer": "Yes", "image_size": 448},
+    ),
+    VerifierSpec(
         "face", "face:load_face",
         "MTCNN ONet face probability (facenet-pytorch's pretrained onet.pt); a prompt-free test reward.",
         subfolder="facenet", picked_files=(("weights", "onet.pt"),),
