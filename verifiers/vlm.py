@@ -129,7 +129,7 @@ class VLMVerifier(Verifier):
                                     padding=True)
             inputs = {k: v.to(self.device, dtype=self.dtype) if v.is_floating_point() else v.to(self.device)
                       for k, v in inputs.items() if isinstance(v, torch.Tensor)}
-            logits = self.model(**inputs, logits_to_keep=1).logits[:, -1].float()
+            logits = self.model(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1].float()
             out.append(torch.logsumexp(logits.log_softmax(-1)[:, self.answer_ids], dim=-1))
         return torch.cat(out).reshape(len(prompts), len(self.questions))
 
