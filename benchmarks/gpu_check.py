@@ -33,21 +33,25 @@ from benchmarks import comfy_search as bench
 
 log = logging.getLogger("gpu_check")
 GiB = 2 ** 30
-FULL = {"sd15": {"pixels": 512, "steps": 20}, "sdxl": {"pixels": 1024, "steps": 20}}
+# 10 steps: the ratios (batched / sequential, search / plain, VAE / TAESD) do not depend on the step count, and the
+# whole check must fit one 10-minute device command
+FULL = {"sd15": {"pixels": 512, "steps": 10}, "sdxl": {"pixels": 1024, "steps": 10}}
 SMOKE = {"sd15": {"pixels": 32, "steps": 3}, "sdxl": {"pixels": 32, "steps": 2}}
 
 
 class Report:
     """Checks and figures, printed as they come and written as JSON."""
 
-    def __init__(self, meta: dict):
+    def __init__(self, meta: dict, path: Path):
         self.data = {"meta": meta, "sections": {}}
+        self.path = path
 
     def add(self, section: str, name: str, **fields):
         entry = {"name": name, **fields}
         self.data["sections"].setdefault(section, []).append(entry)
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in fields.items() if k != "traceback")
         print(f"[{section}] {name}: {shown}", flush=True)
+        self.path.write_text(json.dumps(self.data, indent=1, default=str))   # a run cut short keeps what it measured
         return entry
 
     def failures(self) -> list[str]:
@@ -384,7 +388,7 @@ def main(argv=None) -> int:
     meta = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "smoke": args.smoke,
             "comfyui": str(runtime.root), "modern": runtime.modern, "torch": torch.__version__,
             "families": families, "sizes": {f: sizes[f] for f in families}}
-    report = Report(meta)
+    report = Report(meta, Path(args.out))
     print(f"gpu_check on {meta['device']}, ComfyUI {runtime.root}, families {families}", flush=True)
     for family in families:
         pixels, steps = sizes[family]["pixels"], sizes[family]["steps"]
@@ -410,7 +414,8 @@ def main(argv=None) -> int:
         except Exception as error:
             report.add("vlm", "section", ok=False, error=f"{type(error).__name__}: {error}",
                        traceback=traceback.format_exc(limit=6))
-    Path(args.out).write_text(json.dumps(report.data, indent=1, default=str))
+    report.data["meta"]["finished"] = True
+    report.path.write_text(json.dumps(report.data, indent=1, default=str))
     failures = report.failures()
     print(f"wrote {args.out}; {len(failures)} failed: {failures}" if failures else f"wrote {args.out}; all passed")
     return 1 if failures else 0
