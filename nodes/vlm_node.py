@@ -52,7 +52,7 @@ class DiffusionSearchVerifierVlm:
 
     SPEC_NAME = "vlm"
     DISPLAY_NAME = "Load Verifier: VLM"
-    DESCRIPTION = ("Ask a vision-language model (a local transformers folder in models/vlm/, e.g. Qwen2-VL-2B-Instruct) "
+    DESCRIPTION = ("Ask a vision-language model (a local transformers folder in models/vlm/, e.g. Qwen2-VL-2B) "
                    "yes/no questions about each image; reward = weighted mean of log p(Yes) (or of p(Yes)). No "
                    "gradients: it selects and guides BFS / DFS / Best-of-N, and cannot guide local search.")
     RETURN_TYPES = (VERIFIER_TYPE,)

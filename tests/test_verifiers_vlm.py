@@ -65,7 +65,7 @@ def test_the_prompt_template_reaches_the_model(vlm_folders):
 
 
 def test_weighted_aggregation_over_questions(vlm_folders):
-    """log_prob = Σ w log p / Σ w, prob = Σ w p / Σ w of the single-question scores; the first <= log of the second."""
+    """log_prob = Σ w log p / Σ w, prob = Σ w p / Σ w of the single-question scores; log_prob <= log(prob)."""
     folder, images = vlm_folders["qwen2_vl"], _images(3, seed=3)
     first, second = "Is there a red car?", "Is there a dog with a tree?"
     log_a, log_b = (_load(folder, questions=q).score(images) for q in (first, second))
@@ -147,3 +147,10 @@ def test_weights_that_do_not_fit_the_config_are_refused(vlm_folders, tmp_path):
               metadata={"format": "pt"})
     with pytest.raises(WeightsFileError, match="do not fit its config.json.*missing.*lm_head"):
         verifiers.load("vlm", folder)
+
+
+def test_an_old_transformers_is_named_with_the_fix(vlm_folders, monkeypatch):
+    import transformers
+    monkeypatch.setattr(transformers, "__version__", "4.45.2")
+    with pytest.raises(RuntimeError, match="needs transformers >= 4.49.*has 4.45.2.*pip install -U"):
+        verifiers.load("vlm", vlm_folders["qwen2_vl"])

@@ -1,5 +1,5 @@
 """VLM verifier: reward = weighted mean over questions of log p("Yes" | image, question), VQAScore-style (Lin et al.
-2024), from a local transformers VLM folder (models/vlm/<name>/); never downloads; no gradients (paper §3 verifiers)."""
+2024), from a local transformers VLM folder (models/vlm/<name>/); never downloads; no gradients (paper §3)."""
 from __future__ import annotations
 
 import json
@@ -26,6 +26,7 @@ TESTED_FAMILIES = {"qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL"}
 AGGREGATIONS = ("log_prob", "prob")
 DEFAULT_QUESTION = "Does this image show {prompt}? Answer Yes or No."
 DEFAULT_IMAGE_SIZE = 448   # longest side sent to the VLM: 448 px is 256 vision tokens for Qwen2-VL (28 px per token)
+MIN_TRANSFORMERS = (4, 49)
 _WEIGHTED = re.compile(r"^\s*([-+]?\d+(?:\.\d*)?|\.\d+)\s*\|\s*(.+)$")
 
 
@@ -145,6 +146,11 @@ class VLMVerifier(Verifier):
         return f"{super().extra_repr()}, questions={len(self.questions)}, aggregation={self.aggregation!r}"
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """(major, minor) of a version string such as 4.49.0 or 5.0.0.dev0."""
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
 def _missing(filename: str, folder: Path) -> MissingWeightsError:
     return MissingWeightsError(filename, f"{SUBFOLDER}/{folder.name}", SOURCE, looked_in=str(folder / filename))
 
@@ -176,7 +182,8 @@ def check_vlm_folder(folder: str | Path) -> dict:
                 raise _missing(shard, folder)
     elif not (folder / "model.safetensors").is_file():
         other = sorted(p.name for p in folder.glob("*.bin"))
-        hint = f" (found {', '.join(other)}: pickled weights are refused, use the .safetensors release)" if other else ""
+        hint = (f" (found {', '.join(other)}: pickled weights are refused, use the .safetensors release)"
+                if other else "")
         error = _missing("model.safetensors", folder)
         error.message += hint
         raise error
@@ -203,7 +210,14 @@ def load_vlm(folder: str | Path, *, questions: str | list = DEFAULT_QUESTION, ag
     if config["model_type"] not in TESTED_FAMILIES:
         logger.warning("vlm: model type '%s' loads through transformers' generic image-text-to-text classes but no "
                        "test covers it; tested: %s", config["model_type"], ", ".join(TESTED_FAMILIES.values()))
-    from transformers import AutoModelForImageTextToText, AutoProcessor  # lazy: heavy
+    import transformers  # lazy: heavy
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    version, needed = _version(transformers.__version__), ".".join(map(str, MIN_TRANSFORMERS))
+    if version < MIN_TRANSFORMERS:
+        raise RuntimeError(f"the VLM verifier needs transformers >= {needed} (Qwen2.5-VL, logits_to_keep); this "
+                           f"environment has {transformers.__version__}: run pip install -U 'transformers>={needed}' "
+                           "in ComfyUI's Python")
+    dtype_keyword = "dtype" if version >= (4, 56) else "torch_dtype"   # renamed in 4.56
     try:
         processor = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, TypeError, KeyError) as error:
@@ -213,7 +227,8 @@ def load_vlm(folder: str | Path, *, questions: str | list = DEFAULT_QUESTION, ag
         raise _missing("chat_template.jinja", folder)
     try:
         model, info = AutoModelForImageTextToText.from_pretrained(
-            str(folder), local_files_only=True, dtype=dtype, use_safetensors=True, output_loading_info=True)
+            str(folder), local_files_only=True, use_safetensors=True, output_loading_info=True,
+            **{dtype_keyword: dtype})
     except (OSError, ValueError, RuntimeError) as error:
         raise WeightsFileError(f"cannot load the VLM weights in {folder}: {error}. Copy the .safetensors files "
                                f"again (compare sizes) from {SOURCE}") from error
