@@ -111,12 +111,94 @@ def _on(generator: torch.Generator, device: torch.device) -> torch.Generator:
     return torch.Generator(device).manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
 
 
+LLAVA_SPECIALS = ("<unk>", "<s>", "</s>", "<pad>", "<image>")
+# LLaVA-1.5's conversation format as a chat template (the hub's llava-hf processors ship one like it)
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}USER: {% else %}ASSISTANT: {% endif %}"
+    "{% for content in message['content'] %}{% if content['type'] == 'image' %}<image>\n"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %} {% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}")
+
+
+def build_llava(generator: torch.Generator):
+    """(model, processor): a tiny random-weight LLaVA (CLIP vision tower, projector, Llama) with a CLIP processor."""
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
+    raw = _byte_level_tokenizer(LLAVA_SPECIALS)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                        pad_token="<pad>")
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=56, patch_size=14, projection_dim=32)
+    text = LlamaConfig(vocab_size=len(tokenizer) + 3, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                       bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    config = LlavaConfig(vision_config=vision, text_config=text,
+                         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+                         vision_feature_select_strategy="default", vision_feature_layer=-2,
+                         pad_token_id=tokenizer.convert_tokens_to_ids("<pad>"), tie_word_embeddings=False)
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))  # transformers inits from the global RNG
+    model = LlavaForConditionalGeneration(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0.0, 0.05, generator=generator)
+        model.lm_head.weight.normal_(0.0, 0.3, generator=generator)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=14,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=LLAVA_CHAT_TEMPLATE)
+    return model, processor
+
+
+IDEFICS3_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<fake_token_around_image>", "<image>", "<end_of_utterance>",
+                     "<global-img>", *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)))
+# SmolVLM-Instruct's chat format (Idefics3 classes)
+IDEFICS3_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}:"
+    "{% for content in message['content'] %}{% if content['type'] == 'image' %}<image>"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}")
+
+
+def build_idefics3(generator: torch.Generator):
+    """(model, processor): a tiny random-weight Idefics3 (SmolVLM v1's classes: SigLIP-style tower, pixel-shuffle
+    connector, Llama), one 56 px global image (no splitting) = 4 image tokens."""
+    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor,
+                              Idefics3Processor, PreTrainedTokenizerFast)
+    raw = _byte_level_tokenizer(IDEFICS3_SPECIALS)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<end_of_utterance>",
+                                        pad_token="<|endoftext|>")
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 56, "patch_size": 14}
+    text = {"model_type": "llama", "vocab_size": len(tokenizer) + 3, "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "max_position_embeddings": 512, "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
+    config = Idefics3Config(vision_config=vision, text_config=text, scale_factor=2,
+                            image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False)
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))  # transformers inits from the global RNG
+    model = Idefics3ForConditionalGeneration(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0.0, 0.05, generator=generator)
+        model.lm_head.weight.normal_(0.0, 0.3, generator=generator)
+    image_processor = Idefics3ImageProcessor(do_image_splitting=False, size={"longest_edge": 56},
+                                             max_image_size={"longest_edge": 56})
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
+                                  chat_template=IDEFICS3_CHAT_TEMPLATE)
+    return model, processor
+
+
+BUILDERS = {"llava": build_llava, "idefics3": build_idefics3}
+
+
 def write_qwen2_vl_folder(folder: Path, generator: torch.Generator, *, family: str = "qwen2_vl") -> Path:
-    """A tiny Qwen2-VL (or Qwen2.5-VL) saved like the hub repos: config.json, model.safetensors, tokenizer.json,
-    tokenizer_config.json, processor_config.json, chat_template.jinja."""
+    """A tiny Qwen2-VL / Qwen2.5-VL / LLaVA / Idefics3 (family) saved like the hub repos: config.json,
+    model.safetensors, tokenizer.json, tokenizer_config.json, processor_config.json, chat_template.jinja."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model, processor = build_qwen2_vl(generator, family=family)
+    build = BUILDERS.get(family)
+    model, processor = build(generator) if build else build_qwen2_vl(generator, family=family)
     model.save_pretrained(str(folder))
     processor.save_pretrained(str(folder))
     return folder

@@ -69,7 +69,7 @@ class DiffusionSearchVerifierVlm:
         return {"required": {
             "model": (folders, {"default": folders[0], "tooltip":
                       "A model folder in models/vlm/ (config.json, *.safetensors, tokenizer and processor files, as "
-                      "on the hub). Tested: Qwen2-VL, Qwen2.5-VL."}),
+                      "on the hub). Tested: Qwen2-VL, Qwen2.5-VL, LLaVA 1.5, Idefics3 (SmolVLM v1)."}),
             "questions": ("STRING", {"default": DEFAULT_QUESTION, "multiline": True, "tooltip":
                           "Yes/no questions, one per line; '2 | question' gives a line weight 2; {prompt} is replaced "
                           "by the search's prompt. Ending with 'Answer Yes or No.' helps small models."}),

@@ -1,5 +1,5 @@
-"""VLM verifier on tiny random-weight Qwen2-VL / Qwen2.5-VL folders: p(Yes) scoring, batching, chunking, the weighted
-aggregation over questions, and the errors for missing or wrong files."""
+"""VLM verifier on tiny random-weight Qwen2-VL / Qwen2.5-VL / LLaVA / Idefics3 folders: p(Yes) scoring, batching,
+chunking, the weighted aggregation over questions, and the errors for missing or wrong files."""
 import json
 import shutil
 
@@ -12,6 +12,7 @@ from verifiers.checkpoints import WeightsFileError
 from verifiers.vlm import load_vlm, parse_questions
 from benchmarks.tiny_vlm import write_qwen2_vl_folder
 
+FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava", "idefics3")
 PROMPTS = ["a cat", "a red car on a big tree in the sky", "a dog"]  # different lengths: left padding is exercised
 
 
@@ -19,7 +20,7 @@ PROMPTS = ["a cat", "a red car on a big tree in the sky", "a dog"]  # different 
 def vlm_folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("vlm")
     return {family: write_qwen2_vl_folder(root / family, torch.Generator().manual_seed(index), family=family)
-            for index, family in enumerate(("qwen2_vl", "qwen2_5_vl"))}
+            for index, family in enumerate(FAMILIES)}
 
 
 def _images(count, seed=0, size=64):
@@ -31,7 +32,7 @@ def _load(folder, **options):
     return load_vlm(folder, **options)
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_p_yes_is_a_probability_that_depends_on_the_image(vlm_folders, family):
     verifier = _load(vlm_folders[family], questions="Is there a red car?", aggregation="prob")
     images = _images(4)
@@ -43,7 +44,7 @@ def test_p_yes_is_a_probability_that_depends_on_the_image(vlm_folders, family):
     torch.testing.assert_close(log_p, p_yes.log(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_batched_equals_one_by_one_and_chunking_changes_nothing(vlm_folders, family):
     question = "Does this image show {prompt}?"
     images = _images(3, seed=1)

@@ -22,7 +22,8 @@ HF = "https://huggingface.co"
 SOURCE = (f"the model's hub repository, whole folder (e.g. {HF}/Qwen/Qwen2-VL-2B-Instruct or "
           f"{HF}/Qwen/Qwen2.5-VL-3B-Instruct): config.json, *.safetensors, tokenizer and processor files")
 # model_type (config.json) -> family; the families the tests build and score (tests/test_verifiers_vlm.py)
-TESTED_FAMILIES = {"qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL"}
+TESTED_FAMILIES = {"qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL", "llava": "LLaVA (1.5)",
+                   "idefics3": "Idefics3 (SmolVLM v1)"}
 AGGREGATIONS = ("log_prob", "prob")
 DEFAULT_QUESTION = "Does this image show {prompt}? Answer Yes or No."
 DEFAULT_IMAGE_SIZE = 448   # longest side sent to the VLM: 448 px is 256 vision tokens for Qwen2-VL (28 px per token)
