@@ -7,6 +7,8 @@ px. `--smoke`: the tiny models on the CPU at 32 px (CI runs it). Sections, each 
 - paths: BFS, DFS, local search, KSampler (Search), Rank Images and Search Budget Explorer, with the verifiers on the
   device (colourfulness, prompt_colour in float16 on CUDA, a tiny Qwen2-VL VLM in bfloat16 as select_verifier): every
   run must finish with finite float32 latents and the verifier on ComfyUI's device (a device or dtype mismatch fails);
+- verifiers: tiny random ImageReward and PickScore in float16 on CUDA: BFS selects with each, local search climbs
+  ImageReward's gradient;
 - batching: Best-of-N with N = 8 in one batch vs 8 runs one after another (goal >= 3.5x on a GPU);
 - memory: peak memory of BFS vs plain sampling at N = 4 / 8 / 16, and BFS at N = 8 / 16 under an 8 GB and a 12 GB
   cap (torch.cuda.set_per_process_memory_fraction, ComfyUI told the same free memory);
@@ -211,6 +213,52 @@ def check_paths(runtime, report, names, family, pixels, steps, device):
                        traceback=traceback.format_exc(limit=4))
 
 
+def write_verifier_files(runtime, models: Path) -> None:
+    """Tiny random ImageReward and PickScore files (the tests' writers) in models/<subfolder>/tiny/, registered."""
+    sys.path.insert(0, str(bench.REPO_ROOT / "tests"))   # the tests' writers of real-format files ("tests" may be
+    from verifier_fixtures import write_image_reward_files, write_pickscore_folder   # another package's name)
+    write_image_reward_files(models / "image_reward" / "tiny", torch.Generator().manual_seed(0))
+    write_pickscore_folder(models / "pickscore" / "tiny", torch.Generator().manual_seed(1))
+    for sub in ("image_reward", "pickscore"):
+        runtime.folder_paths.add_model_folder_path(sub, str(models / sub))
+
+
+WEIGHTED_VERIFIERS = {"ImageReward": "tiny/ImageReward.pt", "Pickscore": "tiny/model.safetensors"}
+
+
+def check_verifiers(runtime, report, names, family, pixels, steps, device):
+    """Verifiers with weights on the device in float16 (CUDA): BFS selects with each, local search climbs ImageReward's
+    gradient through the float16 verifier."""
+    expected = runtime.model_management.get_torch_device().type
+    dtype = "float16" if device == "cuda" else "float32"
+    for kind, weights in WEIGHTED_VERIFIERS.items():
+        for algorithm in ("bfs", "local") if kind == "ImageReward" else ("bfs",):
+            g = base_graph(names, family, pixels)
+            g["ver"] = {"class_type": f"DiffusionSearchVerifier{kind}", "inputs": {
+                "weights": weights, "device": "auto", "dtype": dtype, "chunk_size": 8}}
+            g["cap_ver"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["ver", 0],
+                                                                                   "key": "verifier"}}
+            if algorithm == "bfs":
+                g["search"] = bfs_node(3)
+            else:
+                g["settings"] = {"class_type": "DiffusionSearchLocalSearchSettings", "inputs": {
+                    "gradient_mode": "x0", "langevin_steps": 1, "recur_steps": 1, "mu": 0.2, "rho": 0.2,
+                    "start_step": 0, "grad_clip": 0.0}}
+                g["search"] = {"class_type": "DiffusionSearchLocalSampler",
+                               "inputs": _scoring(local_search=["settings", 0], particles=2)}
+            name = f"{family}: {kind} {dtype}, {algorithm}"
+            try:
+                runtime.run(_custom(g, steps, 600))
+                latent, verifier = runtime.captured["out"]["samples"], runtime.captured["verifier"]
+                problems = [] if torch.isfinite(latent).all() else ["non-finite latent"]
+                if verifier.device.type != expected:
+                    problems.append(f"verifier on {verifier.device}, ComfyUI's device is {expected}")
+                report.add("verifiers", name, ok=not problems, problems=problems)
+            except Exception as error:
+                report.add("verifiers", name, ok=False, error=f"{type(error).__name__}: {error}",
+                           traceback=traceback.format_exc(limit=4))
+
+
 def check_batching(runtime, report, names, family, pixels, steps, device, n=8):
     """Best-of-N: N particles in one batch vs N one-image runs (each decoded and scored), same NFE."""
     def one_batch(seed):
@@ -365,8 +413,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="gpu_check.json", help="where the JSON goes")
     parser.add_argument("--families", nargs="+", default=None, help="default: sd15 sdxl (smoke: sd15)")
     parser.add_argument("--particles", type=int, nargs="+", default=None, help="memory Ns (default 4 8 16)")
-    parser.add_argument("--skip", nargs="*", default=[], help="sections to skip: paths batching memory decoders "
-                                                              "cache_key vlm")
+    parser.add_argument("--skip", nargs="*", default=[], help="sections to skip: paths verifiers batching memory "
+                                                              "decoders cache_key vlm")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
@@ -383,6 +431,7 @@ def main(argv=None) -> int:
     write_qwen2_vl_folder(base / "models" / "vlm" / "tiny-qwen2-vl", torch.Generator().manual_seed(0))
     runtime = bench.boot(args.comfyui, device, base)
     runtime.folder_paths.add_model_folder_path("vlm", str(base / "models" / "vlm"))
+    write_verifier_files(runtime, base / "models")
     from benchmarks.gpu_models import SD_VAE_FILE, sd_vae_state_dict, write_once
     write_once(str(base / "models" / "vae" / SD_VAE_FILE), sd_vae_state_dict)
     meta = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "smoke": args.smoke,
@@ -393,6 +442,8 @@ def main(argv=None) -> int:
     for family in families:
         pixels, steps = sizes[family]["pixels"], sizes[family]["steps"]
         sections = {"paths": lambda: check_paths(runtime, report, names[family], family, pixels, steps, device),
+                    "verifiers": lambda: check_verifiers(runtime, report, names[family], family, pixels, steps,
+                                                         device),
                     "batching": lambda: check_batching(runtime, report, names[family], family, pixels, steps, device),
                     "memory": lambda: check_memory(runtime, report, names[family], family, pixels, steps, device,
                                                    particles),

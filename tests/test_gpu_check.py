@@ -18,11 +18,12 @@ def test_gpu_check_smoke_runs_every_section_and_writes_json(tmp_path):
     data = json.loads(out.read_text())
     assert data["meta"]["finished"] and data["meta"]["smoke"]
     sections = data["sections"]
-    assert set(sections) == {"paths", "batching", "memory", "decoders", "cache_key", "vlm"}
+    assert set(sections) == {"paths", "verifiers", "batching", "memory", "decoders", "cache_key", "vlm"}
     paths = {e["name"].split(": ", 1)[1] for e in sections["paths"]}
     assert {"BFS (colourfulness)", "BFS (prompt_colour guide, VLM select)", "DFS", "local search",
             "KSampler (Search)", "Rank Images", "Budget Explorer"} <= paths
-    assert all(e["ok"] for e in sections["paths"] + sections["vlm"])
+    assert all(e["ok"] for e in sections["paths"] + sections["verifiers"] + sections["vlm"])
+    assert len(sections["verifiers"]) == 3   # ImageReward: BFS and local search; PickScore: BFS
     batching = sections["batching"][0]
     assert batching["speedup"] > 0 and batching["sequential_s"] > 0
     assert [e["nfe"] for e in sections["memory"] if "nfe" in e] == [2 * 3, 4 * 3]   # N particles x 3 steps
