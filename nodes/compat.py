@@ -1,6 +1,7 @@
 """The one place that knows how the 2024 ComfyUI snapshot and modern ComfyUI differ (see docs/nodes.md)."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import os
@@ -203,10 +204,25 @@ def differentiable_denoiser(model_k, base_model):
             sigma = sigma.clone()
         if not torch.is_grad_enabled():
             return model_k(x, sigma, **extra_args)
-        with torch.autograd.graph.saved_tensors_hooks(_saved_for_backward, _unpack_saved):
+        with torch.autograd.graph.saved_tensors_hooks(_saved_for_backward, _unpack_saved), _autograd_code_paths():
             return model_k(x, sigma, **extra_args)
 
     return denoise
+
+
+@contextlib.contextmanager
+def _autograd_code_paths():
+    """ComfyUI 0.33+ runs fused kernels (comfy_kitchen's RoPE, INT8 linears) that have no backward unless
+    ``model_management.in_training`` is set, its own switch to the plain torch code; older versions lack the flag."""
+    mm = _comfy("comfy.model_management")
+    if not hasattr(mm, "in_training"):
+        yield
+        return
+    before, mm.in_training = mm.in_training, True
+    try:
+        yield
+    finally:
+        mm.in_training = before
 
 
 def _unpack_saved(tensor: torch.Tensor) -> torch.Tensor:
