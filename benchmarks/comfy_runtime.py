@@ -108,6 +108,12 @@ class ComfyRuntime:
         if not self.modern:
             self.server.send_progress_text = None  # the 2024 server has no progress text: behave like it
         self._server_module.PromptServer.instance = self.server
+        if self.modern:   # 0.33's node replacement registry, which its nodes_replacements extension fills
+            try:
+                from app.node_replace_manager import NodeReplaceManager
+                self.server.node_replace_manager = NodeReplaceManager()
+            except ImportError:   # older modern versions have none
+                pass
         self._load_nodes()
         self.progress: list[tuple[int, int]] = []
         self._comfy_utils.set_progress_bar_global_hook(self._progress_hook)

@@ -116,6 +116,19 @@ def free_memory_bytes(device) -> float:
     return float(_comfy("comfy.model_management").get_free_memory(device))
 
 
+def free_memory_for_batch(base_model, device) -> float:
+    """Free memory for a denoiser batch, counted as ComfyUI's own sampler counts it for its cond batches.
+
+    ComfyUI 0.33 with dynamic VRAM (comfy-aimdo) keeps the UNet's weights in VRAM only while nothing else wants it,
+    and its sampler counts that evictable part as free (``ModelPatcher.get_free_memory``); older versions ask the
+    memory manager alone.
+    """
+    patcher = getattr(base_model, "current_patcher", None)
+    if patcher is not None and hasattr(patcher, "get_free_memory"):
+        return float(patcher.get_free_memory(device))
+    return free_memory_bytes(device)
+
+
 def copy_for_grad(module: torch.nn.Module) -> torch.nn.Module:
     """A frozen copy made outside inference mode: weights made under inference_mode cannot join autograd."""
     from ..verifiers.base import make_grad_ready
