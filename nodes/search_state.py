@@ -266,7 +266,7 @@ def _read(tensors_path: str, info_path: str, key: str) -> SearchState | None:
     if not isinstance(info, dict):
         raise BadState(f"its JSON is a {type(info).__name__}, not an object with version, key, algorithm, budget")
     if info.get("version") != VERSION:
-        return None   # another version of the pack wrote it: not ours to judge, left as it is
+        return None   # another version of the pack wrote it: not read (this search's state replaces it)
     algorithm, budget, extra = info.get("algorithm"), info.get("budget"), info.get("info")
     if info.get("key") != key:
         raise BadState(f"its key {str(info.get('key'))[:16]!r} is not the file name's {key[:16]!r}")
