@@ -61,6 +61,24 @@ def output_stem(filename_prefix: str) -> str:
     return os.path.join(folder, f"{name}_{counter:05}_")
 
 
+def check_output_prefix(filename_prefix: str) -> None:
+    """Raise ValueError naming ``filename_prefix`` when SaveImage's rules refuse it (outside the output folder, a
+    character the file system rejects, a folder part that is a file)."""
+    folder_paths = _comfy("folder_paths")
+    try:
+        folder, name = folder_paths.get_save_image_path(filename_prefix, folder_paths.get_output_directory())[:2]
+        if not name or name in (".", ".."):
+            raise ValueError("it names no file")
+        try:   # a name the file system refuses (a NUL byte; on Windows <>:"|?*) fails here, not after the runs
+            os.stat(os.path.join(folder, f"{name}_00001_.md"))
+        except FileNotFoundError:
+            pass
+    except Exception as error:   # noqa: BLE001 - ComfyUI raises a plain Exception for a path outside the folder
+        reason = str(error).strip().splitlines()[0].strip("* ") if str(error).strip() else type(error).__name__
+        raise ValueError(f"'filename_prefix' {filename_prefix!r} cannot name a file in ComfyUI's output folder "
+                         f"({reason}): use a plain name such as 'budget_explorer' or 'runs/explorer'") from None
+
+
 def state_folder() -> str:
     """Where finished searches are saved for extension after a restart: <output>/diffusion_search_states."""
     folder_paths = _comfy("folder_paths")
