@@ -26,11 +26,6 @@ def normalized_log_weights(log_w: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(shifted, dim=1)
 
 
-def normalized_weights(log_w: torch.Tensor) -> torch.Tensor:
-    """Normalised weights [B, N] in float64 (softmax in log space); rows of all ``-inf`` are an error."""
-    return normalized_log_weights(log_w).exp()
-
-
 def ess_from_weights(w: torch.Tensor) -> torch.Tensor:
     """ESS = 1 / Σ w² for normalised weights."""
     return 1.0 / (w * w).sum(1)
