@@ -167,7 +167,7 @@ def skip_unless_modern_ui(what):
     from comfy_harness import MODERN_ONLY, comfyui_root, is_modern
 
     if not is_modern(comfyui_root()):
-        pytest.skip(f"{MODERN_ONLY}: {what} (the 2024 UI has no sidebar tab API; CI runs it in its modern pass)")
+        pytest.skip(f"{MODERN_ONLY}: {what} is the modern frontend's (CI runs it in its modern pass)")
 
 
 def panel_query(browser, selector):
