@@ -51,7 +51,9 @@ import(arguments[0] + '/extensions/comfyui_diffusion_search/search_dock.js').the
                                                   command: {execute: (c) => calls.push(c)}}});
   old.register({id: 'y'}); old.toggle('y');
   done({calls, active, oldActive: old.activeId() === undefined, oldSubscribes: old.subscribe(() => 0),
-        none: [d.sidebarTabApi({}), d.sidebarTabApi(null), d.sidebarTabApi({extensionManager: {}})],
+        none: [d.sidebarTabApi({}), d.sidebarTabApi(null), d.sidebarTabApi({extensionManager: {}}),
+               d.sidebarTabApi({extensionManager: {sidebarTab: store,
+                                                   setting: {get: (k) => k === 'Comfy.UseNewMenu' ? 'Disabled' : null}}})],
         starts: [d.opensOnStart(false, undefined), d.opensOnStart(false, null), d.opensOnStart(false, d.TAB_ID),
                  d.opensOnStart(false, 'node-library'), d.opensOnStart(true, null), d.opensOnStart(true, undefined)]});
 }, (e) => done(String(e)));
@@ -59,7 +61,7 @@ import(arguments[0] + '/extensions/comfyui_diffusion_search/search_dock.js').the
     result = browser.driver.execute_async_script(script, server.url)
     assert result["calls"] == ["store:x", "subscribed", "manager:y", "Workspace.ToggleSidebarTab.y"]
     assert result["active"] == "x" and result["oldActive"] and result["oldSubscribes"] is False
-    assert result["none"] == [None, None, None]
+    assert result["none"] == [None, None, None, None]
     assert result["starts"] == [True, True, True, False, False, False]
 
 

@@ -6,13 +6,17 @@
 export const TAB_ID = "diffusion-search";
 
 /**
- * The frontend's sidebar tab API as {register, activeId, toggle, subscribe}, or null where there is none.
+ * The frontend's sidebar tab API as {register, activeId, toggle, subscribe}, or null where there is none (or the
+ * new menu is off; the host is chosen at page load).
  * registerSidebarTab sits on app.extensionManager.sidebarTab (1.x today) or on app.extensionManager (older,
  * deprecated since); the active tab id and its changes come from the sidebar store where it is one (pinia).
  */
 export function sidebarTabApi(app) {
   const manager = app && typeof app === "object" ? app.extensionManager : null;
   if (!manager || typeof manager !== "object") return null;
+  // With the new menu off, the frontend draws no sidebar panel (GraphCanvas.vue): a tab would never show.
+  const setting = manager.setting && typeof manager.setting.get === "function" ? manager.setting : null;
+  if (setting && setting.get("Comfy.UseNewMenu") === "Disabled") return null;
   const store = manager.sidebarTab && typeof manager.sidebarTab.registerSidebarTab === "function" ? manager.sidebarTab : null;
   const register = store ? (tab) => store.registerSidebarTab(tab)
     : typeof manager.registerSidebarTab === "function" ? (tab) => manager.registerSidebarTab(tab) : null;
