@@ -148,8 +148,8 @@ def set_setting(server, browser, name, value):
 
 def test_vue_node_mode(server, browser):
     """Comfy.VueNodes.Enabled: the pack's node is drawn as a Vue node with its widgets; a real run opens the view;
-    the node's own context menu (the Vue one) has "Show search view"; a tuning write reaches the node's widget and
-    the Vue node shows it."""
+    the selection toolbox's button and the node's own context menu (the Vue one) open it; a tuning write reaches
+    the node's widget and the Vue node shows it."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -180,13 +180,31 @@ def test_vue_node_mode(server, browser):
         browser.js(f"{VIEW}.panel.close()")
         assert not browser.js(f"{VIEW}.isOpen()")
 
-        # The Vue node's context menu: "Show search view" opens the view on this node's run.
+        # The selection toolbox of the selected node (getSelectionToolboxCommands) opens the view on this node's run.
         header = browser.driver.find_element(By.CSS_SELECTOR, f"[data-node-id='{node}'] [data-testid='node-header-{node}']")
+        ActionChains(browser.driver).move_to_element(header).click().perform()
+        button = browser.wait_for("const i = document.querySelector('.selection-toolbox button .pi-chart-line');"
+                                  "return i && i.closest('button')", 5, "the search view button in the selection toolbox")
+        button.click()
+        browser.wait_for(f"{VIEW}.isOpen()", 5, "the view opened from the selection toolbox")
+        browser.js(f"{VIEW}.panel.draw()")
+        assert browser.js(f"return {ROOT}.dataset.run") == key and browser.js(f"return {ROOT}.dataset.bound") == "true"
+        browser.js(f"{VIEW}.panel.close()")
+
+        # The Vue node's context menu: where the frontend merges extension items into it (it has the node menu
+        # extension API, app.collectNodeMenuItems: 1.49.6, 1.58.1), "Show search view" is there and opens the view;
+        # 1.27.10's Vue nodes have no such menu (a right click opens none), the toolbox button above is the way in.
+        browser.js(f"{V}.store.current = null")
         ActionChains(browser.driver).move_to_element(header).context_click().perform()
-        item = browser.wait_for("return [...document.querySelectorAll('body *')].find(e => !e.children.length &&"
-                                " e.textContent.trim() === 'Show search view')", 5, "Show search view in the Vue node's menu")
-        item.click()
-        browser.wait_for(f"{VIEW}.isOpen()", 5, "the view opened from the Vue node's menu")
+        if browser.js("return typeof app.collectNodeMenuItems === 'function'"):
+            item = browser.wait_for("return [...document.querySelectorAll('body *')].find(e => !e.children.length &&"
+                                    " e.textContent.trim() === 'Show search view')", 5,
+                                    "Show search view in the Vue node's menu")
+            item.click()
+            browser.wait_for(f"{VIEW}.isOpen()", 5, "the view opened from the Vue node's menu")
+        else:
+            browser.js(f"{V}.store.show(arguments[0])", key)
+            open_view(browser)
         browser.js(f"{VIEW}.panel.draw()")
         assert browser.js(f"return {ROOT}.dataset.run") == key and browser.js(f"return {ROOT}.dataset.bound") == "true"
 
@@ -195,12 +213,17 @@ def test_vue_node_mode(server, browser):
         set_control(browser, "input[data-widget=particles]", "6")
         assert widget_value(browser, node, "lam") == pytest.approx(12.5)
         assert widget_value(browser, node, "particles") == 6
+        # The field beside the widget's label (the first ancestor of the label that holds an input).
         row = ("const el = document.querySelector(`[data-node-id=\"${arguments[0]}\"]`);"
-               "const label = [...el.querySelectorAll('[data-testid=widget-layout-field-label]')]"
-               ".find(e => e.textContent.trim() === arguments[1]);"
-               "const input = label && label.parentElement.querySelector('input'); return input ? input.value : null")
-        browser.wait_for(f"{row.replace('return input ? input.value : null', 'return input && Number(input.value) === 12.5')}",
-                         5, "λ 12.5 on the Vue node", node, "lam")
-        assert float(browser.js(row, node, "particles")) == 6
+               "let row = [...el.querySelectorAll('*')].find(e => !e.children.length && e.textContent.trim() === arguments[1]);"
+               "while (row && row !== el && !row.querySelector('input')) row = row.parentElement;"
+               "const input = row && row !== el ? row.querySelector('input') : null; return input ? input.value : null")
+        assert browser.js(row, node, "lam") is not None, "no λ field on the Vue node"
+        if browser.js("return typeof app.collectNodeMenuItems === 'function'"):
+            # Later frontends show the new value at once. 1.27.10's Vue node keeps showing the old one in its field
+            # (the widget, and so the queued prompt, has the new value): a limit of that early Vue-node mode.
+            browser.wait_for(f"{row.replace('return input ? input.value : null', 'return input && Number(input.value) === 12.5')}",
+                             5, "λ 12.5 on the Vue node", node, "lam")
+            assert float(browser.js(row, node, "particles")) == 6
     finally:
         set_setting(server, browser, "Comfy.VueNodes.Enabled", False)

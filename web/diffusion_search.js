@@ -68,6 +68,18 @@ function scheduleSave() {
   saveTimer = setTimeout(() => saveRuns(store), 1000);
 }
 
+/** "Show search view" for one graph node: the view opens on that node's newest run of the open workflow. */
+function showRunsOf(node) {
+  const here = currentWorkflow();
+  const runs = [...store.runs.values()].filter((r) => String(r.node).split(":").pop() === String(node.id)
+    && r.workflow === here && (!r.nodeType || r.nodeType === node.type));
+  if (runs.length) store.show(runs[runs.length - 1].key);
+  openView();
+}
+
+const isSearchNode = (item) => !!item && typeof item.type === "string" && item.type.startsWith(NODE_PREFIX);
+const SHOW_COMMAND = "DiffusionSearch.ShowSearchView";
+
 function onSearchEvent(e) {
   const event = e.detail;
   if (event && event.type === "start") currentWorkflow();
@@ -116,6 +128,11 @@ function onPreview(e) {
 
 app.registerExtension({
   name: "comfyui_diffusion_search.SearchView",
+  // Modern frontend: a button in the selection toolbox of a selected search node (the Vue-node mode of frontends
+  // before its node menu took extension items, e.g. 1.27.10, has no other way in). The 2024 UI ignores both.
+  commands: [{ id: SHOW_COMMAND, label: "Show search view", icon: "pi pi-chart-line",
+    function: () => { const node = [...(app.canvas?.selectedItems ?? [])].find(isSearchNode); if (node) showRunsOf(node); else openView(); } }],
+  getSelectionToolboxCommands(item) { return isSearchNode(item) ? [SHOW_COMMAND] : []; },
   async setup() {
     ensurePanel();
     store.nodeTypeOf = (id) => findGraphNode(app, id)?.type ?? null;
@@ -140,13 +157,7 @@ app.registerExtension({
       const result = previous ? previous.apply(this, arguments) : undefined;
       options.push({
         content: "Show search view",
-        callback: () => {
-          const here = currentWorkflow();
-          const runs = [...store.runs.values()].filter((r) => String(r.node).split(":").pop() === String(this.id)
-            && r.workflow === here && (!r.nodeType || r.nodeType === this.type));
-          if (runs.length) store.show(runs[runs.length - 1].key);
-          openView();
-        },
+        callback: () => showRunsOf(this),
       });
       return result;
     };
