@@ -114,7 +114,7 @@ def test_the_view_lives_in_its_sidebar_tab(server, browser):
                         "const svg = r.querySelector('svg[data-chart=bfs-scores]');"
                         "return [r.getBoundingClientRect().width, c.clientWidth, r.clientWidth,"
                         " Number(svg.getAttribute('width')), getComputedStyle(r.querySelector('.dsv-header')).cursor]")
-    assert abs(widths[0] - widths[1]) <= 1 and widths[3] == max(260, int(widths[2] - 16)) and widths[4] != "move"
+    assert abs(widths[0] - widths[1]) <= 1 and widths[3] == max(180, int(widths[2] - 16)) and widths[4] != "move"
 
     # Another tab in use: a run's start does not take it away; the view's state waits in the parking element.
     browser.js("app.extensionManager.sidebarTab.toggleSidebarTab('node-library')")

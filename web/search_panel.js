@@ -102,7 +102,8 @@ export class SearchPanel {
     window.addEventListener("pointerup", () => { if (this.drag.active) { this.drag.active = false; this.scheduleDraw(); } });
     if (typeof ResizeObserver === "function") {
       new ResizeObserver(() => {
-        const width = Math.max(260, Math.floor(root.clientWidth - 16));
+        // Docked, the charts never overflow the tab (the frontend clips it: 1.27.10's sidebar is about 210 px wide).
+        const width = Math.max(root.classList.contains("dsv-docked") ? 180 : 260, Math.floor(root.clientWidth - 16));
         if (Math.abs(width - layout.width) >= 8) { layout.width = width; this.scheduleDraw(); }
       }).observe(root);
     }
