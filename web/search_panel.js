@@ -1,6 +1,7 @@
 // The search-view panel (floating, or docked in a sidebar tab: search_dock.js): header (run picker, item,
-// save/load, clear), the result first, comparisons, the charts that fit the run's algorithm, then tuning. Charts redraw at most once per frame; tuning controls
-// are built once per bound node and only refreshed, so typing or dragging is never interrupted by a redraw.
+// save/load, clear), the result first, comparisons, the charts that fit the run's algorithm, then tuning. Charts
+// redraw at most once per frame; tuning controls are built once per bound node and only refreshed, so typing or
+// dragging is never interrupted by a redraw.
 
 import { hasStepScores, bfsScoreChart, essChart, localChart, rewardStrip, temperatureChart } from "./search_charts.js";
 import { comparisonBlock, sideBySide } from "./search_compare.js";
