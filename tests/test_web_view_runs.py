@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from web_view_support import (TINY, VIEW, add_graph_node, bfs_trace, dfs_trace, inject, panel_query, panel_text,
-                              path_points, run_real_search, search_prompt, settled)
+from web_view_support import (TINY, VIEW, add_graph_node, bfs_trace, dfs_trace, inject, open_view, panel_query,
+                              panel_text, path_points, run_real_search, search_prompt, settled)
 
 ROOT = "document.getElementById('diffusion-search-view')"
 
@@ -137,7 +137,7 @@ def test_result_first_with_enlarge_hover_previews_and_escape(server, browser):
 
     ActionChains(browser.driver).send_keys(Keys.ESCAPE).perform()
     assert browser.js(f"return {ROOT}.hidden")
-    browser.js("window.diffusionSearchView.panel.userHidden = false; window.diffusionSearchView.panel.show();")
+    open_view(browser)
 
 
 def test_two_search_nodes_picker_side_by_side_and_best_of_n_strip(server, browser, tmp_path):
@@ -194,8 +194,8 @@ def test_previous_run_is_compared_and_runs_survive_a_reload(browser):
     browser.wait_for("return !!(window.diffusionSearchView && window.app && window.app.graph)", 60, "the page again")
     restored = set(browser.js("return [...window.diffusionSearchView.store.runs.keys()]"))
     assert {f"p-first/{node}", f"p-second/{node}", "p-dfs/elsewhere"} <= restored <= keys
-    browser.js("window.diffusionSearchView.panel.show(); window.diffusionSearchView.store.show(arguments[0]);"
-               "window.diffusionSearchView.panel.draw();", f"p-second/{node}")
+    browser.js("window.diffusionSearchView.store.show(arguments[0]);", f"p-second/{node}")
+    open_view(browser)
     assert "particles 4 → 8" in panel_text(browser, ".dsv-compare-line")
     browser.js(f"{ROOT}.querySelector('[data-action=clear-runs]').click()")
     assert browser.js("return window.diffusionSearchView.store.runs.size") == 0
