@@ -6,8 +6,10 @@ import torch
 
 from .noise import signal_scale
 from .particles import expand_particles, fresh_start
+from .streams import ParticleStreams
 from .trace import Trace, to_list
 
+EXTRA_STREAMS, MAX_WIDTH = 2 ** 40, 4096   # stream indices of the oversampled starts (beyond any particle's)
 EMPTY = -1   # an ancestor index that marks a slot holding no particle from this step on (a pruned beam)
 
 
@@ -19,7 +21,8 @@ def flow_time(sigmas: torch.Tensor, noise_form: str) -> torch.Tensor:
 
 def starts(x: torch.Tensor, width: int, n: int, sigma0, noise_form: str, generator, start_x0, streams):
     """[B*width] start particles: the first n of each item as BFS makes them (particle 0 keeps the given noise,
-    per-particle ``streams`` when given), the other width - n fresh from ``generator``."""
+    per-particle ``streams`` when given), the other width - n fresh from ``generator``, or with ``streams`` from
+    streams of their own (indices past every particle's, so a further population never repeats them)."""
     if streams is None:
         return expand_particles(x, width, sigma0, noise_form, generator, start_x0)
     if len(streams) != x.shape[0] * n:
@@ -30,7 +33,8 @@ def starts(x: torch.Tensor, width: int, n: int, sigma0, noise_form: str, generat
         return first.reshape(-1, *x.shape[1:])
     like = x.repeat_interleave(width - n, 0)
     base = None if start_x0 is None else start_x0.to(x).expand_as(x).repeat_interleave(width - n, 0)
-    extra = fresh_start(like, sigma0, noise_form, generator, base).reshape(x.shape[0], width - n, *x.shape[1:])
+    extra_streams = ParticleStreams(streams.seed, x.shape[0], width - n, EXTRA_STREAMS + streams.first * MAX_WIDTH)
+    extra = fresh_start(like, sigma0, noise_form, extra_streams.rows(), base).reshape(x.shape[0], width - n, *x.shape[1:])
     return torch.cat([first, extra], 1).reshape(-1, *x.shape[1:])
 
 
