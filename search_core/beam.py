@@ -23,7 +23,8 @@ from .trace import SearchResult, Trace, to_list
 
 def beam_widths(config: BeamConfig, n: int, n_steps: int) -> tuple[int, list[int]]:
     """(first width W0, width after each step i = 0 .. n_steps - 2): DSearch's drop schedules (the source's
-    formulas over T - 1 = n_steps - 1 steps) or seed pruning's prunes after the x0 call at round(p·T) - 1."""
+    formulas over T - 1 = n_steps - 1 steps) or seed pruning's prunes after the x0 call at round(p·T) - 1 (at least
+    step 1: the first scored prediction is the one at σ_1)."""
     w0 = max(n, math.ceil(config.oversample * n - 1e-9))
     span = n_steps - 1
     kind = config.drop_schedule
@@ -31,7 +32,7 @@ def beam_widths(config: BeamConfig, n: int, n_steps: int) -> tuple[int, list[int
         return w0, [w0] * span
     if kind == "steps":
         widths, width = [], w0
-        prunes = {max(1, round(p * n_steps)) - 1: max(1, math.ceil(k * n - 1e-9))
+        prunes = {max(1, round(p * n_steps) - 1): max(1, math.ceil(k * n - 1e-9))
                   for p, k in zip(config.prune_at, config.keep)}
         for i in range(span):   # the drop after step i acts on x0 at σ_{i+1}
             width = min(width, prunes.get(i + 1, width))
