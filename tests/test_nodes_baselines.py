@@ -60,3 +60,21 @@ def test_preset_runs_through_ksampler_search(comfy, tiny_graph, preset):
     assert rewards == sorted(rewards, reverse=True)
     assert comfy.captured["candidates"]["samples"].shape[0] == len(rewards)
     assert scores["nfe"] == trace["events"][-1]["nfe"] and trace["events"][0]["config"]["preset"] == preset
+
+
+def test_budget_explorer_compares_the_baselines_with_bfs(comfy, tiny_graph):
+    graph = tiny_graph(batch=1, size=SIZE)
+    graph["ver"] = _verifier()
+    graph["explore"] = {"class_type": "DiffusionSearchBudgetExplorer", "inputs": {
+        "model": ["unet", 0], "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
+        "vae": ["vae", 0], "verifier": ["ver", 0], "prompt": "a red apple", "presets": "bfs, sop, seed_pruning",
+        "budgets": "2", "seed": 5, "seeds": 1, "steps": 8, "cfg": 3.0, "scheduler": "normal", "denoise": 1.0,
+        "lam": 10.0, "resampling_steps": 2, "delta": 0.0, "backtrack_steps": 2, "score_size": 0, "chunk_size": 16,
+        "filename_prefix": "explorer_baselines"}}
+    graph["cap_runs"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["explore", 2],
+                                                                                "key": "runs"}}
+    comfy.run(graph)
+    runs = {run["preset"]: run for run in json.loads(comfy.captured["runs"])["runs"]}
+    assert set(runs) == {"bfs", "sop", "seed_pruning"}
+    assert runs["seed_pruning"]["nfe_per_image"] == runs["bfs"]["nfe_per_image"] == 2 * 8   # N trajectories
+    assert runs["sop"]["nfe_per_image"] > runs["bfs"]["nfe_per_image"]                      # the re-solves count
