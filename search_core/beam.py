@@ -56,6 +56,18 @@ def search_probability(config: BeamConfig, i: int, n_steps: int) -> float:
             "exponential": 1 - math.exp(-i / (span / 3))}[config.search_schedule]
 
 
+def expected_nfe(config: BeamConfig, n: int, n_steps: int) -> float:
+    """Denoiser calls per item in expectation over the search draws: W0 + Σ_i W_i · E[K_i] (to size a budget)."""
+    w0, widths = beam_widths(config, n, n_steps)
+    total, width = float(w0), w0
+    for i in range(n_steps - 1):
+        p = min(1.0, search_probability(config, i, n_steps))
+        wide = max(1, int(config.search_width * config.children * (w0 / width if w0 > width else 1)))
+        total += width * (p * wide + (1 - p) * config.children)
+        width = n if config.replace_rate > 0 else widths[i]
+    return total
+
+
 def _uniform(generator, shape) -> torch.Tensor:
     return torch.rand(shape, generator=generator, device=generator.device, dtype=torch.float64)
 

@@ -38,6 +38,12 @@ def sop_levels(sigmas: torch.Tensor, noise_form: str, config: SoPConfig) -> tupl
     return start, moves
 
 
+def sop_nfe(sigmas: torch.Tensor, noise_form: str, config: SoPConfig, n: int) -> int:
+    """Denoiser calls per item: N per level to the start, N·M per level of every re-solve."""
+    start, moves = sop_levels(torch.as_tensor(sigmas, dtype=torch.float32), noise_form, config)
+    return n * start + sum(n * config.branches * (down - up) for _, up, down in moves)
+
+
 def _solve(ev, x, sigma_list, first: int, last: int, items, noise_form):
     """DDIM (eta 0, the probability-flow ODE) from level ``first`` down to ``last``; returns (x, last x0)."""
     x0 = None
