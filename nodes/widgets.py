@@ -151,14 +151,15 @@ def bfs_inputs() -> dict:
                    "the best); best_of_n; fk = FK-steering (constant λ, max floored at 0, multinomial; a final "
                    "corrected resampling draws from p·exp(λr)); das = DAS w/o gradient (tempered λ_t·r_t − λ_s·r_s "
                    "every step, SSP when ESS < 0.5·N, final draw by weight); treeg (best half at every step); svdd "
-                   "(greedy every step); sop = Search over Paths (N = particles, M 8 copies per survivor, start at flow "
-                   "time 0.8, re-noise Δf 0.1 up, solve Δb 0.2 down, keep the top N; ~13x the NFE of N trajectories); "
-                   "dsearch = DSearch (beam 5N shrinking to N exponentially, 5 children per member per step, 25+ at "
-                   "search steps: ~80x the NFE; source ranges: duplicate 5-20, oversample 1-5); dsearch_r = DSearch-R "
-                   "(width N, worst 3 % (≥ 1) replaced by a draw ∝ exp(λ·r); source 1-5 %; ~20x); seed_pruning = progressive "
-                   "seed pruning (2N seeds, deterministic steps, pruned to N at 25 % and N/2 at 50 %: the NFE of N "
-                   "trajectories); custom = the three axes below. Resampling needs a stochastic step: these "
-                   "samplers step with eta = 1 (ancestral); with eta = 0 resampled copies never diverge."}),
+                   "(greedy every step); sop = Search over Paths (N = particles, M 8 copies per survivor, start "
+                   "at flow time 0.8, re-noise Δf 0.1 up, solve Δb 0.2 down, keep the top N; ~13x the NFE of N "
+                   "trajectories); dsearch = DSearch (beam 5N shrinking to N exponentially, 5 children per member "
+                   "per step, 25+ at search steps: ~80x the NFE; source ranges: duplicate 5-20, oversample 1-5); "
+                   "dsearch_r = DSearch-R (width N, the worst 3 % (at least one) replaced by a draw ∝ exp(λ·r); "
+                   "source 1-5 %; ~20x); seed_pruning = progressive seed pruning (2N seeds, deterministic steps, "
+                   "pruned to N at 25 % and N/2 at 50 %: the NFE of N trajectories); custom = the three axes below. "
+                   "Resampling needs a stochastic step: the BFS presets step with eta = 1 (ancestral); with eta = 0 "
+                   "resampled copies never diverge."}),
         "particles": ("INT", {"default": 4, "min": 1, "max": 256,
                               "tooltip": "N particles per latent (paper: 2, 4, 8). 1 = the plain sampler. Raising it "
                                          "and queueing again extends the last search of the same inputs: only the "
