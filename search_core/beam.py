@@ -106,6 +106,7 @@ def sample_beam(model, x, sigmas, extra_args=None, callback=None, disable=None, 
                             torch.arange(n_items, device=dev).repeat_interleave(width * k))
         if k == 1 and drop_to >= width and config.replace_rate == 0:
             xs, x0 = kids, kid_x0    # nothing to choose at this step: the verifier is not called
+            preview(callback, i, sigma_list[i + 1], x0, xs, n_items)
             continue
         rewards = ev.score(weight_fn, kid_x0).reshape(n_items, width, k)
         member_r, best = rewards.max(2)                                  # each member keeps its best child
@@ -129,9 +130,10 @@ def sample_beam(model, x, sigmas, extra_args=None, callback=None, disable=None, 
         trace.emit("step", step=i + 1, sigma=sigma_list[i + 1], scores=to_list(scores), weights=None, ess=None,
                    temperature=None, resampled=True, ancestors=ancestors.tolist(), counts=counts.tolist(),
                    children=k, width=new_width, nfe=ev.nfe)
-        preview(callback, i + 1, sigmas[i + 1], x0, xs, member_r.gather(1, parents))
+        preview(callback, i, sigma_list[i + 1], x0, xs, n_items, member_r.gather(1, parents))
         width = new_width
     noise = randn_like(xs, generator) if config.eta > 0 else None
+    preview(callback, n_steps - 1, sigma_list[-2], x0, xs, n_items)
     xs = ancestral_step(xs, x0, sigma_list[-2], sigma_list[-1], noise, noise_form, config.eta)
     return finish_population(trace, ev, xs, n_items, select_fn or score_fn, None, w0)
 

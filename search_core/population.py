@@ -38,15 +38,16 @@ def starts(x: torch.Tensor, width: int, n: int, sigma0, noise_form: str, generat
     return torch.cat([first, extra], 1).reshape(-1, *x.shape[1:])
 
 
-def preview(callback, step: int, sigma, x0: torch.Tensor, x: torch.Tensor, rewards: torch.Tensor | None) -> None:
-    """ComfyUI's preview: the best-scored (else the first) particle of each item."""
+def preview(callback, step: int, sigma, x0: torch.Tensor, x: torch.Tensor, n_items: int,
+            rewards: torch.Tensor | None = None) -> None:
+    """ComfyUI's preview, progress and interrupt check, once per denoising step: the best-scored particle of each
+    item (the first where this step scored nothing)."""
     if callback is None:
         return
-    n_items = rewards.shape[0] if rewards is not None else None
-    if n_items is None:
-        return
     width = x0.shape[0] // n_items
-    pick = torch.arange(n_items, device=x0.device) * width + rewards.argmax(1).to(x0.device)
+    best = rewards.argmax(1).to(x0.device) if rewards is not None else torch.zeros(n_items, dtype=torch.long,
+                                                                                 device=x0.device)
+    pick = torch.arange(n_items, device=x0.device) * width + best
     callback({"i": step, "denoised": x0[pick], "x": x[pick], "sigma": sigma, "sigma_hat": sigma})
 
 

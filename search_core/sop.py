@@ -44,11 +44,12 @@ def sop_nfe(sigmas: torch.Tensor, noise_form: str, config: SoPConfig, n: int) ->
     return n * start + sum(n * config.branches * (down - up) for _, up, down in moves)
 
 
-def _solve(ev, x, sigma_list, first: int, last: int, items, noise_form):
+def _solve(ev, x, sigma_list, first: int, last: int, items, noise_form, callback, n_items):
     """DDIM (eta 0, the probability-flow ODE) from level ``first`` down to ``last``; returns (x, last x0)."""
     x0 = None
     for j in range(first, last):
         x0 = ev.denoise(x, torch.full((x.shape[0],), sigma_list[j], device=x.device), items)
+        preview(callback, j, sigma_list[j], x0, x, n_items)
         x = ancestral_step(x, x0, sigma_list[j], sigma_list[j + 1], None, noise_form, 0.0)
     return x, x0
 
@@ -76,7 +77,7 @@ def sample_sop(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     sigma_list = sigmas.tolist()
     xs = starts(x, n, n, sigmas[0], noise_form, generator, start_x0, streams)
     xs, x0 = _solve(ev, xs, sigma_list, 0, start, torch.arange(n_items, device=x.device).repeat_interleave(n),
-                    noise_form)
+                    noise_form, callback, n_items)
     survivors = None
     if moves:   # the first branching: survivor j's copies fill slots j·M .. j·M + M - 1
         ancestors = torch.arange(n, device=x.device).repeat_interleave(m).expand(n_items, slots)
@@ -89,7 +90,7 @@ def sample_sop(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     for k, up, down in moves:
         copies = xs.repeat_interleave(m, 0)
         noised = forward_kernel(copies, sigma_list[k], sigma_list[up], randn_like(copies, generator), noise_form)
-        cand, x0 = _solve(ev, noised, sigma_list, up, down, items, noise_form)
+        cand, x0 = _solve(ev, noised, sigma_list, up, down, items, noise_form, callback, n_items)
         rewards = ev.score(weight_fn, x0).reshape(n_items, slots)
         keep = torch.argsort(rewards, dim=1, descending=True, stable=True)[:, :n]
         step = dict(step=down - 1, sigma=sigma_list[down - 1], scores=to_list(rewards), weights=None, ess=None,
@@ -104,5 +105,4 @@ def sample_sop(model, x, sigmas, extra_args=None, callback=None, disable=None, *
             xs = cand
             survivors = torch.zeros(n_items, slots, dtype=torch.bool, device=x.device).scatter_(1, keep, True)
             trace.emit("step", resampled=False, ancestors=None, counts=None, **step)
-        preview(callback, down - 1, sigmas[down - 1], x0, cand, rewards)
     return finish_population(trace, ev, xs, n_items, final_fn, survivors, slots)

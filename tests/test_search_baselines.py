@@ -259,3 +259,13 @@ def test_bad_settings_name_the_fix():
         get_preset("dsearch", replace_rate=0.1)
     with pytest.raises(ValueError, match="never diverge"):
         get_preset("seed_pruning", children=3)
+
+
+@pytest.mark.parametrize("preset", BASELINES)
+def test_callback_every_step_with_one_preview_per_item(preset):
+    """ComfyUI's previews, progress bar and interrupt check hang on the callback: every denoising step calls it."""
+    model, x, sigmas = _setup("eps", steps=8)
+    calls = []
+    sample_bfs(model, x, sigmas, None, calls.append, score_fn=REWARD, generator=torch.Generator().manual_seed(0),
+               n_particles=2, config=get_preset(preset, **SMALL[preset]))
+    assert {c["i"] for c in calls} == set(range(8)) and all(c["denoised"].shape == x.shape for c in calls)
