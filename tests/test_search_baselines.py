@@ -269,3 +269,30 @@ def test_callback_every_step_with_one_preview_per_item(preset):
     sample_bfs(model, x, sigmas, None, calls.append, score_fn=REWARD, generator=torch.Generator().manual_seed(0),
                n_particles=2, config=get_preset(preset, **SMALL[preset]))
     assert {c["i"] for c in calls} == set(range(8)) and all(c["denoised"].shape == x.shape for c in calls)
+
+
+def test_a_further_population_starts_from_new_seeds():
+    """The nodes extend a kept search by running the added particles as a further population (search_core/extend.py):
+    with per-particle streams, the added population's starts (oversampled ones included) repeat none of the first's."""
+    from search_core.extend import is_exact_bfs, merge_populations, result_tensors
+    from search_core.streams import ParticleStreams
+
+    model, x, sigmas = _setup("eps", steps=8)
+    starts = []
+
+    def first_call(z, sigma, **_):
+        if float(sigma[0]) == float(sigmas[0]):
+            starts.append(z.clone())
+        return model(z, sigma)
+
+    results = []
+    for first in (0, 2):
+        res = SearchResult()
+        sample_bfs(first_call, x, sigmas, score_fn=REWARD, generator=torch.Generator().manual_seed(0), n_particles=2,
+                   preset="seed_pruning", result=res, streams=ParticleStreams(4, 3, 2, first))
+        results.append(res)
+    a, b = (s.reshape(3, 4, 2) for s in starts)
+    assert not any(torch.equal(a[i, j], b[i, k]) for i in range(3) for j in range(4) for k in range(4))
+    assert not is_exact_bfs(get_preset("seed_pruning"))
+    merged = merge_populations(result_tensors(results[0]), results[1], exact=False)
+    assert merged.particles.shape[1] == 2 and merged.nfe_per_item == [32] * 3
