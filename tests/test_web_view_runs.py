@@ -46,6 +46,9 @@ def test_malformed_traces_are_refused_with_what_is_wrong(browser, tmp_path):
         "parents-out.json": (doc(good[:2] + [dict(good[2], resampled=True, ancestors=[[0, 1, 9, 3]])] + good[3:]),
                              "ancestors[0][2]"),
         "no-start.json": (doc(good[1:]), '"start"'),
+        # -1 marks an empty slot of a pruned beam (docs/design.md); nothing below it is a particle
+        "parents-minus2.json": (doc(good[:2] + [dict(good[2], resampled=True, ancestors=[[0, 1, -2, 3]])] + good[3:]),
+                                "ancestors[0][2]"),
     }
     for name, (content, expected) in cases.items():
         path = tmp_path / name
@@ -232,3 +235,26 @@ Promise.all([import(base + 'search_history.js'), import(base + 'search_store.js'
     browser.wait_for("return Number(document.querySelector('#diffusion-search-view svg[data-chart=bfs-scores]')"
                      ".getAttribute('width')) > arguments[0] + 150", 5, "the charts at the new width", narrow)
     browser.js(f"{ROOT}.style.width = ''")
+
+
+def test_pruned_beam_trace_is_drawn_with_empty_slots(browser):
+    """Seed pruning (issue 19) from the real sampler: 8 slots pruned to 4 and then 2 (ancestors -1 = empty slot); the
+    view draws it, and its tree has an edge only into the occupied slots."""
+    import torch
+
+    from search_core import SearchResult, sample_bfs
+    from search_core.testbed import LinearReward, standard_mixture
+
+    sigmas = torch.linspace(6.0, 0.0, 9)
+    res = SearchResult()
+    sample_bfs(standard_mixture().denoiser("eps"), torch.randn(1, 2, generator=torch.Generator().manual_seed(0)) * 6,
+               sigmas, score_fn=LinearReward([0.0, 1.0]), generator=torch.Generator().manual_seed(1), n_particles=4,
+               preset="seed_pruning", result=res)
+    events = [dict(e, node="pruned", prompt_id="p-pruned") for e in res.events]
+    assert any(-1 in e.get("ancestors", [[]])[0] for e in events if e["type"] == "step")
+    inject(browser, events)
+    counts = browser.js(f"{VIEW}.counts()")
+    assert (counts["algorithm"], counts["particles"]) == ("bfs", 8)
+    assert not panel_query(browser, ".dsv-charts .dsv-error")
+    edges = panel_query(browser, "svg[data-chart=tree] path.dsv-edge")
+    assert len(edges) == 4          # one column of edges (between the two prunes): into the 4 survivors only
