@@ -1,5 +1,5 @@
 """The search view's pure JS modules (web/search_validate.js, web/search_store.js) under node's test runner, fed the
-traces search_core really produces (every BFS preset, DFS with backtracks, local search), so the Python producer and
+traces search_core really produces (every BFS preset and baseline, DFS with backtracks, local search), so the Python producer and
 the JS reader of the one trace format cannot drift apart."""
 import re
 import shutil
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search_core import PRESETS, DFSConfig, SearchResult, sample_bfs, sample_dfs, sample_local
+from search_core import BASELINES, PRESETS, DFSConfig, SearchResult, sample_bfs, sample_dfs, sample_local
 from search_core.testbed import BumpsReward, LinearReward, standard_mixture
 
 JS_TESTS = Path(__file__).resolve().parent / "js"
@@ -20,8 +20,10 @@ def _traces(folder: Path) -> list[str]:
     sigmas = torch.linspace(6.0, 0.0, 9)
     x = torch.randn(2, 2, generator=torch.Generator().manual_seed(0)) * sigmas[0]
     runs = {}
-    for preset in sorted(PRESETS):
-        runs[f"bfs_{preset}"] = lambda res, p=preset: sample_bfs(
+    # BFS presets step through every level; the baselines (SoP, DSearch, seed pruning) emit steps where they select
+    for preset in sorted(PRESETS) + sorted(BASELINES):
+        prefix = "bfs" if preset in PRESETS else "baseline"
+        runs[f"{prefix}_{preset}"] = lambda res, p=preset: sample_bfs(
             GMM.denoiser(), x, sigmas, score_fn=LinearReward([0.0, 1.0]), generator=torch.Generator().manual_seed(1),
             n_particles=4, preset=p, result=res)
     runs["dfs"] = lambda res: sample_dfs(
