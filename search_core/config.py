@@ -24,7 +24,7 @@ def _choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name}={value!r} is not supported; use one of {list(allowed)}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class BFSConfig:
     """One point of the paper's BFS design space: temperature x scoring x resampling (+ when to resample)."""
 
@@ -42,6 +42,9 @@ class BFSConfig:
     final_ess_threshold: float | None = None  # before the pick, resample multinomially if ESS < threshold·N
     final_pick: str = "best"               # "best": argmax of the selecting verifier; "sample": draw ∝ final weight
     name: str = "custom"
+
+    def __post_init__(self):
+        self.validate()   # frozen and checked when made: a config in use is always a valid one
 
     def validate(self) -> "BFSConfig":
         _choice("temperature", self.temperature, TEMPERATURES)
@@ -73,7 +76,7 @@ class BFSConfig:
         return dataclasses.asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DFSConfig:
     """DFS with backtracking: dive, and re-noise ΔT steps up when the score falls below δ_t (paper, DFS section)."""
 
@@ -86,6 +89,9 @@ class DFSConfig:
     check_from: int | None = None          # first step checked when check_steps is None (None: half the steps);
     #                                        the last step (the complete sample) is always checked
     max_backtracks: int | None = None      # optional cap per item
+
+    def __post_init__(self):
+        self.validate()   # frozen and checked when made: a config in use is always a valid one
 
     def validate(self, n_steps: int | None = None) -> "DFSConfig":
         _choice("delta_schedule", self.delta_schedule, DELTA_SCHEDULES)
@@ -109,7 +115,7 @@ class DFSConfig:
                                    check_from=n_steps // 2 if self.check_from is None else self.check_from)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LangevinConfig:
     """Annealed Langevin local search = verifier-gradient guidance + recurrence (paper, Proposition 1)."""
 
@@ -122,6 +128,9 @@ class LangevinConfig:
     start_step: int = 0
     grad_clip: float | None = None         # optional per-particle gradient-norm clip (guards exploding verifiers)
     report_gain: bool = True               # score the guided x0 once more, so the trace shows each step's gain
+
+    def __post_init__(self):
+        self.validate()   # frozen and checked when made: a config in use is always a valid one
 
     def validate(self) -> "LangevinConfig":
         _choice("grad_mode", self.grad_mode, GRAD_MODES)
@@ -142,7 +151,7 @@ class LangevinConfig:
         return dataclasses.asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SoPConfig:
     """Search over Paths (Ma et al. 2025, arXiv 2501.09732 sec. 3.2) in flow time t (1 = noise, 0 = data).
 
@@ -155,6 +164,9 @@ class SoPConfig:
     forward: float = 0.1                   # Δf, flow time re-noised per move (paper: 0.1)
     backward: float = 0.2                  # Δb, flow time solved down per move (paper: 0.2; must exceed Δf)
     name: str = "sop"
+
+    def __post_init__(self):
+        self.validate()   # frozen and checked when made: a config in use is always a valid one
 
     def validate(self) -> "SoPConfig":
         if int(self.branches) < 1:
@@ -173,7 +185,7 @@ class SoPConfig:
         return {"kind": "sop", **dataclasses.asdict(self)}
 
 
-@dataclass
+@dataclass(frozen=True)
 class BeamConfig:
     """A beam per item whose width follows a schedule, kept by x0 reward: DSearch, DSearch-R, progressive seed pruning.
 
@@ -195,6 +207,9 @@ class BeamConfig:
     keep: list[float] | None = None        # "steps": width after each prune / N (seed pruning: 1, 0.5)
     eta: float = 1.0                       # the step's stochasticity (DSearch: 1; seed pruning: 0, deterministic)
     name: str = "beam"
+
+    def __post_init__(self):
+        self.validate()   # frozen and checked when made: a config in use is always a valid one
 
     def validate(self) -> "BeamConfig":
         _choice("search_schedule", self.search_schedule, SEARCH_SCHEDULES)
