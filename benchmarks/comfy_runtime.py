@@ -7,6 +7,7 @@ ComfyUI keeps global state, so one process boots it once (`ComfyRuntime.boot`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import sys
@@ -107,10 +108,16 @@ class ComfyRuntime:
         if not self.modern:
             self.server.send_progress_text = None  # the 2024 server has no progress text: behave like it
         self._server_module.PromptServer.instance = self.server
+        if self.modern:   # 0.33's node replacement registry, which its nodes_replacements extension fills
+            try:
+                from app.node_replace_manager import NodeReplaceManager
+                self.server.node_replace_manager = NodeReplaceManager()
+            except ImportError:   # older modern versions have none
+                pass
         self._load_nodes()
         self.progress: list[tuple[int, int]] = []
         self._comfy_utils.set_progress_bar_global_hook(self._progress_hook)
-        self.executor = self._execution.PromptExecutor(self.server)
+        self.executor = _make_executor(self._execution, self.server)
 
     # -- boot -----------------------------------------------------------------------------------------------------
     def _import_comfy(self):
@@ -219,6 +226,18 @@ class ComfyRuntime:
         if self.modern:
             return dict(self.executor.history_result.get("outputs", {}))
         return dict(self.executor.outputs_ui)
+
+
+def _make_executor(execution, server):
+    """A PromptExecutor built as each version's main.py builds it, with its classic (keep-last-outputs) cache.
+
+    2024 and 0.3.x take ``(server)``; 0.33 reads ``cache_args["ram"]`` at every prompt, so it needs them given.
+    """
+    parameters = inspect.signature(execution.PromptExecutor).parameters
+    if "cache_args" not in parameters:
+        return execution.PromptExecutor(server)
+    return execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC,
+                                    cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
 
 
 def _loaded_package(folder: Path, link_name: str):

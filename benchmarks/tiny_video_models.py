@@ -4,7 +4,8 @@
   16 latent channels, text width 4096 (umt5-xxl's): about 1 M parameters, bare keys for UNETLoader. Detected as
   WAN21_T2V (flow sampling, shift 8, Wan21 latent format).
 - VAE: ComfyUI fixes the Wan 2.1 VAE's width (96) when it detects one, so it cannot be shrunk; the decoder alone
-  (73 M parameters, float16, about 150 MB) is written, and VAELoader loads it (encoder keys missing: warned, unused).
+  (73 M parameters, float16, about 150 MB) and the encoder's first conv are written, and VAELoader loads it (the
+  other encoder keys missing: warned, unused).
 Random weights are drawn from a seeded generator. Needs a modern ComfyUI on sys.path (the 2024 one has no Wan).
 """
 from __future__ import annotations
@@ -54,7 +55,8 @@ def tiny_wan_unet_state_dict(seed: int = 0) -> dict:
 
 
 def tiny_wan_vae_state_dict(seed: int = 1) -> dict:
-    """Wan 2.1 VAE decoder keys (width 96, as ComfyUI requires) plus the latent-side conv, float16."""
+    """Wan 2.1 VAE decoder keys (width 96, as ComfyUI requires), the latent-side conv and the encoder's first conv
+    (ComfyUI 0.33 reads the image channels from it), float16."""
     from comfy.ldm.wan.vae import WanVAE
 
     with torch.device("meta"):
@@ -62,7 +64,7 @@ def tiny_wan_vae_state_dict(seed: int = 1) -> dict:
                      temperal_downsample=[False, True, True], dropout=0.0)
     weights = _randomise(vae, seed)
     return {k: v.to(torch.float16).contiguous() for k, v in weights.items()
-            if k.startswith(("decoder.", "conv2."))}
+            if k.startswith(("decoder.", "conv2.", "encoder.conv1."))}
 
 
 def write_tiny_wan_models(models_dir) -> dict:

@@ -47,13 +47,39 @@ def parse_budgets(text: str) -> list[int]:
     return budgets
 
 
+SEED_MAX = 0xFFFFFFFFFFFFFFFF   # ComfyUI's seed range (KSampler's seed widget): 64 bits
+
+
+def check_plan(names: list[str] | None, sizes: list[int] | None, steps=None, seed=None, seeds=None) -> None:
+    """Refuse, before the first run, an exploration whose later runs would fail: budgets beyond what KSampler
+    (Search) accepts, seeds past ComfyUI's seed range, too many runs. What is None (a link) is checked at run time."""
+    particles_max = int(widgets.bfs_inputs()["particles"][1]["max"])
+    nfe_max = int(widgets.dfs_inputs()["nfe_budget"][1]["max"])
+    if names is not None and sizes is not None:
+        if any(name != DFS for name in names) and sizes[-1] > particles_max:
+            raise ValueError(f"'budgets' has {sizes[-1]}, but a BFS preset runs at most {particles_max} particles "
+                             f"(the particles widget's range): list budgets from 1 to {particles_max}")
+        if DFS in names and steps is not None and sizes[-1] * int(steps) > nfe_max:
+            raise ValueError(f"'budgets' has {sizes[-1]}: dfs would get an NFE budget of {sizes[-1]} x {int(steps)} "
+                             f"steps = {sizes[-1] * int(steps)}, above the {nfe_max} DFS accepts: list budgets up "
+                             f"to {nfe_max // int(steps)} for dfs at {int(steps)} steps")
+        if seeds is not None and len(names) * len(sizes) * int(seeds) > MAX_RUNS:
+            raise ValueError(f"{len(names) * len(sizes) * int(seeds)} runs planned (presets x budgets x seeds); at "
+                             f"most {MAX_RUNS}: drop some")
+    if seed is not None and seeds is not None and not 0 <= int(seed) <= SEED_MAX - (int(seeds) - 1):
+        raise ValueError(f"'seed' {int(seed)} with {int(seeds)} seeds runs seeds up to {int(seed) + int(seeds) - 1}, "
+                         f"outside ComfyUI's seed range [0, {SEED_MAX}]: set seed to at most "
+                         f"{SEED_MAX - (int(seeds) - 1)}")
+
+
 class DiffusionSearchBudgetExplorer:
     """Runs presets x budgets x seeds with KSampler (Search)'s path; outputs a reward-vs-compute plot and a table."""
 
     DESCRIPTION = ("Which preset and budget should I use? Runs each preset at each budget (BFS presets: particles "
                    "N; dfs: NFE budget = budget x steps) over several seeds on this model, prompt and verifier, and "
-                   "plots the selected sample's reward against NFE and seconds (mean ± s.e. over seeds). Cancel "
-                   "keeps the runs that finished: the plot and table of those are returned and saved.")
+                   "plots the selected sample's reward against NFE and seconds (mean ± s.e. over seeds). Cancel, or "
+                   "an error in a later run (e.g. out of memory at a large budget), keeps the runs that finished: the "
+                   "plot and table of those are returned and saved.")
     RETURN_TYPES = ("IMAGE", "STRING", "STRING")
     RETURN_NAMES = ("plot", "table", "runs_json")
     OUTPUT_TOOLTIPS = ("Reward of the selected sample against NFE and seconds, one line per preset (mean ± s.e.).",
@@ -94,12 +120,18 @@ class DiffusionSearchBudgetExplorer:
 
     @classmethod
     def VALIDATE_INPUTS(cls, cfg=None, denoise=None, lam=None, delta=None, presets=None, budgets=None,
-                        temporal_weight=None):
+                        temporal_weight=None, steps=None, seed=None, seeds=None, filename_prefix=None):
         try:  # linked inputs arrive as None here: explore() checks them again when it runs
-            if presets is not None:
-                parse_presets(presets)
-            if budgets is not None:
-                parse_budgets(budgets)
+            required = cls.INPUT_TYPES()["required"]
+            for name, value in (("steps", steps), ("seed", seed), ("seeds", seeds)):
+                low, high = required[name][1]["min"], required[name][1]["max"]
+                if value is not None and not low <= int(value) <= high:   # modern ComfyUI leaves it to us here
+                    raise ValueError(f"{name} = {value} is out of range: set a whole number in [{low}, {high}]")
+            names = parse_presets(presets) if presets is not None else None
+            sizes = parse_budgets(budgets) if budgets is not None else None
+            check_plan(names, sizes, steps, seed, seeds)
+            if filename_prefix is not None:
+                compat.check_output_prefix(filename_prefix or "budget_explorer")
         except ValueError as error:
             return str(error)
         return widgets.validate_floats(cls, cfg=cfg, denoise=denoise, lam=lam, delta=delta,
@@ -112,6 +144,9 @@ class DiffusionSearchBudgetExplorer:
         widgets.check_floats(type(self), cfg=cfg, denoise=denoise, lam=lam, delta=delta,
                              temporal_weight=video.get("temporal_weight"))
         names, sizes = parse_presets(presets), parse_budgets(budgets)
+        check_plan(names, sizes, steps, seed, seeds)
+        prefix = filename_prefix or "budget_explorer"
+        compat.check_output_prefix(prefix)
         n_items = _latent_samples(latent_image).shape[0]
         scoring = ScoringSpec(vae=vae, guide_verifier=verifier, prompt=prompt, select_verifier=select_verifier,
                               score_size=int(score_size), chunk_size=int(chunk_size),
@@ -119,16 +154,15 @@ class DiffusionSearchBudgetExplorer:
         # Cheapest first, so a cancelled exploration keeps every preset at the small budgets; within a budget the
         # presets take turns seed by seed, so a busy spell of the machine does not land on one preset's seconds.
         jobs = [(name, size, int(seed) + k) for size in sizes for k in range(int(seeds)) for name in names]
-        if len(jobs) > MAX_RUNS:
-            raise ValueError(f"{len(jobs)} runs planned (presets x budgets x seeds); at most {MAX_RUNS}: drop some")
         plans = {(name, size): _plan(name, scoring, size, lam, resampling_steps, delta, backtrack_steps,
                                      size * int(steps), local_search, unique_id) for name in names for size in sizes}
         for plan in plans.values():
             plan.reuse = False   # each budget is measured as one whole run, not as an extension of a smaller one
             plan.validate()
+        stem = self._claim_files(prefix, len(jobs))   # a prefix that cannot be written fails now, not after the runs
         bar = compat.progress_bar(len(jobs) * int(steps), unique_id)
         compat.load_models_to_device([model])   # model loading is not charged to the first run's seconds
-        runs, cancelled = [], False
+        runs, cancelled, failure = [], False, None
         for index, (name, size, run_seed) in enumerate(jobs):
             compat.send_progress_text(f"run {index + 1}/{len(jobs)}: {name}, budget {size}, seed {run_seed}",
                                       unique_id)
@@ -146,19 +180,42 @@ class DiffusionSearchBudgetExplorer:
                 cancelled = True
                 log.warning("budget explorer cancelled after %d of %d runs; returning those", len(runs), len(jobs))
                 break
-        return self._outputs(runs, len(jobs), verifier, select_verifier, cancelled, filename_prefix)
+            except Exception as error:   # noqa: BLE001 - out of memory at a large budget, a verifier fault, ...
+                if not runs:
+                    raise   # nothing finished to keep: the error itself is the answer
+                failure = f"{type(error).__name__}: {error}"
+                log.exception("budget explorer: run %d of %d (%s, budget %d, seed %d) failed; returning the %d "
+                              "that finished", index + 1, len(jobs), name, size, run_seed, len(runs))
+                break
+        return self._outputs(runs, len(jobs), verifier, select_verifier, cancelled, stem, failure)
 
-    def _outputs(self, runs, planned, verifier, select_verifier, cancelled, filename_prefix):
+    @staticmethod
+    def _claim_files(prefix: str, planned: int) -> str:
+        """The output stem, with a placeholder table written there: refuses an unwritable prefix before any run."""
+        try:
+            stem = compat.output_stem(prefix)
+            with open(f"{stem}.md", "w", encoding="utf-8") as handle:
+                handle.write(f"## Search budget explorer: {planned} runs under way\n")
+        except (OSError, ValueError) as error:
+            raise ValueError(f"'filename_prefix' {prefix!r}: the table cannot be saved in ComfyUI's output folder "
+                             f"({error}); use a plain name such as 'budget_explorer'") from None
+        return stem
+
+    def _outputs(self, runs, planned, verifier, select_verifier, cancelled, stem, failure=None):
         name = getattr(select_verifier or verifier, "name", type(verifier).__name__)
-        table = markdown_table(runs, planned, name, cancelled)
+        table = markdown_table(runs, planned, name, cancelled, failure)
         document = json.dumps({"version": 1, "verifier": name, "planned": planned, "cancelled": cancelled,
-                               "runs": [run.to_dict() for run in runs]})
-        stem = compat.output_stem(filename_prefix or "budget_explorer")
-        for extension, text in (("md", table), ("json", document)):
-            with open(f"{stem}.{extension}", "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-        log.info("budget explorer: %d of %d runs; table saved as %s.md", len(runs), planned, stem)
-        title = f"reward ({name}) vs compute" + (f" - cancelled after {len(runs)} of {planned} runs" if cancelled
+                               "error": failure, "runs": [run.to_dict() for run in runs]})
+        try:   # the runs are returned even if the disk refuses them now
+            for extension, text in (("md", table), ("json", document)):
+                with open(f"{stem}.{extension}", "w", encoding="utf-8") as handle:
+                    handle.write(text + "\n")
+            log.info("budget explorer: %d of %d runs; table saved as %s.md", len(runs), planned, stem)
+        except OSError as error:
+            log.warning("budget explorer: could not save the table and runs as %s.md/.json (%s); they are in the "
+                        "node's outputs", stem, error)
+        stopped = "cancelled" if cancelled else "stopped by an error" if failure else None
+        title = f"reward ({name}) vs compute" + (f" - {stopped} after {len(runs)} of {planned} runs" if stopped
                                                  else "")
         plot = plot_image(runs, title)
         return {"ui": {"text": [table]}, "result": (plot, table, document)}

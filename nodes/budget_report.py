@@ -60,11 +60,17 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
-def markdown_table(runs: list[Run], planned: int, verifier: str, cancelled: bool = False) -> str:
-    """A summary table per (preset, budget), then one row per run (in the order they ran)."""
+def markdown_table(runs: list[Run], planned: int, verifier: str, cancelled: bool = False,
+                   failure: str | None = None) -> str:
+    """A summary table per (preset, budget), then one row per run (in the order they ran); ``failure``: the error
+    that stopped the exploration after these runs."""
     status = f"{len(runs)} of {planned} runs" + (" (cancelled: the runs below finished before Cancel)"
                                                 if cancelled else "")
+    if failure:
+        status += " (stopped by an error: the runs below finished before it)"
     lines = [f"## Search budget explorer: {verifier}, {status}", ""]
+    if failure:
+        lines += [f"The next run failed with {failure}", ""]
     if not runs:
         return "\n".join(lines + ["No run finished."])
     lines += ["| preset | budget | seeds | NFE / image | seconds / run | reward (mean ± s.e.) | best |",

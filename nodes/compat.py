@@ -1,6 +1,7 @@
 """The one place that knows how the 2024 ComfyUI snapshot and modern ComfyUI differ (see docs/nodes.md)."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import os
@@ -60,6 +61,24 @@ def output_stem(filename_prefix: str) -> str:
     return os.path.join(folder, f"{name}_{counter:05}_")
 
 
+def check_output_prefix(filename_prefix: str) -> None:
+    """Raise ValueError naming ``filename_prefix`` when SaveImage's rules refuse it (outside the output folder, a
+    character the file system rejects, a folder part that is a file)."""
+    folder_paths = _comfy("folder_paths")
+    try:
+        folder, name = folder_paths.get_save_image_path(filename_prefix, folder_paths.get_output_directory())[:2]
+        if not name or name in (".", ".."):
+            raise ValueError("it names no file")
+        try:   # a name the file system refuses (a NUL byte; on Windows <>:"|?*) fails here, not after the runs
+            os.stat(os.path.join(folder, f"{name}_00001_.md"))
+        except FileNotFoundError:
+            pass
+    except Exception as error:   # noqa: BLE001 - ComfyUI raises a plain Exception for a path outside the folder
+        reason = str(error).strip().splitlines()[0].strip("* ") if str(error).strip() else type(error).__name__
+        raise ValueError(f"'filename_prefix' {filename_prefix!r} cannot name a file in ComfyUI's output folder "
+                         f"({reason}): use a plain name such as 'budget_explorer' or 'runs/explorer'") from None
+
+
 def state_folder() -> str:
     """Where finished searches are saved for extension after a restart: <output>/diffusion_search_states."""
     folder_paths = _comfy("folder_paths")
@@ -113,6 +132,19 @@ def load_models_to_device(patchers) -> None:
 def free_memory_bytes(device) -> float:
     """Free memory on ``device`` as ComfyUI's memory manager counts it (RAM on the CPU)."""
     return float(_comfy("comfy.model_management").get_free_memory(device))
+
+
+def free_memory_for_batch(base_model, device) -> float:
+    """Free memory for a denoiser batch, counted as ComfyUI's own sampler counts it for its cond batches.
+
+    ComfyUI 0.33 with dynamic VRAM (comfy-aimdo) keeps the UNet's weights in VRAM only while nothing else wants it,
+    and its sampler counts that evictable part as free (``ModelPatcher.get_free_memory``); older versions ask the
+    memory manager alone.
+    """
+    patcher = getattr(base_model, "current_patcher", None)
+    if patcher is not None and hasattr(patcher, "get_free_memory"):
+        return float(patcher.get_free_memory(device))
+    return free_memory_bytes(device)
 
 
 def copy_for_grad(module: torch.nn.Module) -> torch.nn.Module:
@@ -203,10 +235,25 @@ def differentiable_denoiser(model_k, base_model):
             sigma = sigma.clone()
         if not torch.is_grad_enabled():
             return model_k(x, sigma, **extra_args)
-        with torch.autograd.graph.saved_tensors_hooks(_saved_for_backward, _unpack_saved):
+        with torch.autograd.graph.saved_tensors_hooks(_saved_for_backward, _unpack_saved), _autograd_code_paths():
             return model_k(x, sigma, **extra_args)
 
     return denoise
+
+
+@contextlib.contextmanager
+def _autograd_code_paths():
+    """ComfyUI 0.33+ runs fused kernels (comfy_kitchen's RoPE, INT8 linears) that have no backward unless
+    ``model_management.in_training`` is set, its own switch to the plain torch code; older versions lack the flag."""
+    mm = _comfy("comfy.model_management")
+    if not hasattr(mm, "in_training"):
+        yield
+        return
+    before, mm.in_training = mm.in_training, True
+    try:
+        yield
+    finally:
+        mm.in_training = before
 
 
 def _unpack_saved(tensor: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ def _latent_node(channels: int | None) -> str:
 
 def check_latent(base_model, latent, name: str = "latent_image") -> None:
     """Refuse latents the search cannot use: not a tensor, empty batch, wrong number of dimensions (5-D only for
-    video models), channels other than the model's."""
+    video models), channels other than the model's, NaN/inf values."""
     if not isinstance(latent, torch.Tensor):
         raise ValueError(f"'{name}' must be a LATENT (e.g. from Empty Latent Image or VAE Encode), got "
                          f"{type(latent).__name__}")
@@ -72,6 +72,11 @@ def check_latent(base_model, latent, name: str = "latent_image") -> None:
         raise ValueError(f"'{name}' has {latent.shape[1]} channels but this model ({_format_name(base_model)}) works "
                          f"in a {channels}-channel latent space: make the latent with {node}, or VAE Encode with "
                          "this model's VAE")
+    bad = int((~torch.isfinite(latent)).sum()) if latent.is_floating_point() else 0
+    if bad:
+        raise ValueError(f"'{name}' holds NaN/inf values ({bad} of {latent.numel()}): the node that made it (or the "
+                         f"noise added to it) produced them, e.g. VAE Encode of a broken image or a latent math node "
+                         f"dividing by zero. Make the latent again ({node}, or VAE Encode of a valid image)")
 
 
 def check_vae(base_model, vae, name: str = "vae") -> None:

@@ -12,6 +12,8 @@ import logging
 
 import torch
 
+from . import compat
+
 log = logging.getLogger(__name__)
 
 # ComfyUI's calc_cond_batch batches while memory_required(shape) * 1.5 < free memory: the same margin here.
@@ -61,7 +63,7 @@ class DenoiserRowPolicy:
         self.base_model = base_model
         self.device = torch.device(device)
         self.copies = int(copies)
-        self._free_memory = free_memory or (lambda dev: _mm().get_free_memory(dev))
+        self._free_memory = free_memory or (lambda dev: compat.free_memory_for_batch(base_model, dev))
         self._estimates: dict = {}
         self.largest = 0   # the most rows one call was allowed (benchmarks report it)
         self.all_rows = None   # the widest shape asked about: every particle row of the search

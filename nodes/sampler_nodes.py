@@ -20,7 +20,8 @@ def _local_or_none(local_search):
 
 
 class DiffusionSearchBFSSampler:
-    """BFS over particles (paper Sec. 3.1): presets Best-of-N, FK, DAS, TreeG, SVDD, the paper's BFS, or custom."""
+    """BFS over particles (paper Sec. 3.1): presets Best-of-N, FK, DAS, TreeG, SVDD, the paper's BFS, SoP, DSearch,
+    DSearch-R, seed pruning, or custom."""
 
     DESCRIPTION = ("Breadth-first search: N particles per latent, scored by the verifier at resampling steps and "
                    "resampled by the chosen scheme. Plug into SamplerCustom's 'sampler'.")

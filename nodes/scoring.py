@@ -147,13 +147,27 @@ class LatentScorer:
         if x0.dim() == 5:
             frames = self.frames(x0, differentiable=grad)                # [M, K, H, W, 3]
             flat = frames.flatten(0, 1)
-            frame_rewards = self.verifier.score(flat, [self.prompt] * flat.shape[0], grad=grad).float()
+            frame_rewards = self._verify(flat, grad)
             self.evaluations += flat.shape[0]
             return video_reward(frame_rewards.to(x0.device).reshape(frames.shape[:2]), frames.to(x0.device),
                                 self.video)
         images = self.decode_differentiable(x0) if grad else self.decode(x0)
         self.evaluations += x0.shape[0]
-        return self.verifier.score(images, [self.prompt] * x0.shape[0], grad=grad).float().to(x0.device)
+        return self._verify(images, grad).to(x0.device)
+
+    def _verify(self, images: torch.Tensor, grad: bool) -> torch.Tensor:
+        """The verifier's rewards, one call per verifier chunk with a Cancel check between: a slow verifier on a large
+        decode chunk must not hold Cancel up (batch-relative verifiers, z-scores or ranks, see the chunk at once)."""
+        rows = images.shape[0]
+        if not getattr(self.verifier, "batch_relative", False):
+            rows = max(1, int(getattr(self.verifier, "chunk_size", 0) or rows))
+        pieces = []
+        for start in range(0, images.shape[0], rows):
+            if start:
+                self.check_interrupt()
+            part = images[start:start + rows]
+            pieces.append(self.verifier.score(part, [self.prompt] * part.shape[0], grad=grad).float())
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
     # -- scoring --------------------------------------------------------------------------------------------------
     def score(self, x0: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ class DiffusionSearchKSampler:
     """KSampler that searches (paper: BFS presets or DFS, optional local search and dual verifiers)."""
 
     DESCRIPTION = ("KSampler with inference-time search: BFS presets (the paper's BFS, Best-of-N, FK, DAS, TreeG, "
-                   "SVDD) or DFS. Outputs the chosen latent (the best; fk and das: a draw from their final weights, "
+                   "SVDD), the paper's other baselines (SoP, DSearch, DSearch-R), progressive seed pruning, or DFS. Outputs the chosen latent (the best; fk and das: a draw from their final weights, "
                    "as in their sources), every final candidate ranked best first, their scores and the search "
                    "trace (JSON).")
     RETURN_TYPES = ("LATENT", "LATENT", "STRING", "STRING")
@@ -47,7 +47,9 @@ class DiffusionSearchKSampler:
             **widgets.scoring_inputs(),
             "search": (_search_choices(), {"default": "bfs", "tooltip":
                        "A BFS preset (bfs = the paper's; fk and das end with a draw from the tilted target "
-                       "p·exp(λr), the others with the best particle) or dfs (backtracking with the δ/ΔT below)."}),
+                       "p·exp(λr), the others with the best particle; sop, dsearch, dsearch_r and seed_pruning: "
+                       "the BFS Search Sampler's preset tooltip gives their settings and cost) or dfs (backtracking "
+                       "with the δ/ΔT below)."}),
             "particles": widgets.bfs_inputs()["particles"],
             "lam": widgets.bfs_inputs()["lam"],
             "resampling_steps": widgets.bfs_inputs()["resampling_steps"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..search_core.config import DELTA_SCHEDULES, GRAD_MODES, RESAMPLINGS, SCORINGS, TEMPERATURES
-from ..search_core.presets import PRESETS
+from ..search_core.presets import BASELINES, PRESETS
 from .video import AGGREGATES, DECODERS, VideoScoring
 
 VERIFIER_TYPE = "SEARCH_VERIFIER"
@@ -12,8 +12,9 @@ LOCAL_SEARCH_TYPE = "DIFFUSION_SEARCH_LOCAL"
 SEARCH_CATEGORY = "sampling/custom_sampling/search"
 CUSTOM = "custom"
 
-# Display order: the paper's BFS first, then the baselines it subsumes, then the free design space.
-PRESET_ORDER = ["bfs", "best_of_n", "fk", "das", "treeg", "svdd"]
+# Display order: the paper's BFS first, then the baselines it subsumes, the table's other baselines, seed pruning, then
+# the free design space.
+PRESET_ORDER = ["bfs", "best_of_n", "fk", "das", "treeg", "svdd", "sop", "dsearch", "dsearch_r", "seed_pruning"]
 
 
 def _float_specs(node_class) -> dict[str, dict]:
@@ -62,8 +63,9 @@ def check_floats(node_class, **values) -> None:
 
 
 def preset_choices() -> list[str]:
-    return [name for name in PRESET_ORDER if name in PRESETS] + \
-           [name for name in PRESETS if name not in PRESET_ORDER] + [CUSTOM]
+    known = {**PRESETS, **BASELINES}
+    return [name for name in PRESET_ORDER if name in known] + \
+           [name for name in known if name not in PRESET_ORDER] + [CUSTOM]
 
 
 def sampling_inputs(scheduler_names: list[str]) -> dict:
@@ -149,8 +151,15 @@ def bfs_inputs() -> dict:
                    "the best); best_of_n; fk = FK-steering (constant λ, max floored at 0, multinomial; a final "
                    "corrected resampling draws from p·exp(λr)); das = DAS w/o gradient (tempered λ_t·r_t − λ_s·r_s "
                    "every step, SSP when ESS < 0.5·N, final draw by weight); treeg (best half at every step); svdd "
-                   "(greedy every step); custom = the three axes below. Resampling needs a stochastic step: these "
-                   "samplers step with eta = 1 (ancestral); with eta = 0 resampled copies never diverge."}),
+                   "(greedy every step); sop = Search over Paths (N = particles, M 8 copies per survivor, start "
+                   "at flow time 0.8, re-noise Δf 0.1 up, solve Δb 0.2 down, keep the top N; ~13x the NFE of N "
+                   "trajectories); dsearch = DSearch (beam 5N shrinking to N exponentially, 5 children per member "
+                   "per step, 25+ at search steps: ~80x the NFE; source ranges: duplicate 5-20, oversample 1-5); "
+                   "dsearch_r = DSearch-R (width N, the worst 3 % (at least one) replaced by a draw ∝ exp(λ·r); "
+                   "source 1-5 %; ~20x); seed_pruning = progressive seed pruning (2N seeds, deterministic steps, "
+                   "pruned to N at 25 % and N/2 at 50 %: the NFE of N trajectories); custom = the three axes below. "
+                   "Resampling needs a stochastic step: the BFS presets step with eta = 1 (ancestral); with eta = 0 "
+                   "resampled copies never diverge."}),
         "particles": ("INT", {"default": 4, "min": 1, "max": 256,
                               "tooltip": "N particles per latent (paper: 2, 4, 8). 1 = the plain sampler. Raising it "
                                          "and queueing again extends the last search of the same inputs: only the "
@@ -188,6 +197,8 @@ def bfs_config(preset, lam, resampling_steps, ess_threshold, temperature, scorin
     if preset == CUSTOM:
         return BFSConfig(name=CUSTOM, temperature=temperature, scoring=scoring, resampling=resampling,
                          **overrides).validate()
+    if preset in BASELINES:   # λ weights only DSearch-R's replacement draw; the other widgets do not apply
+        return BASELINES[preset].replace(lam=float(lam)) if hasattr(BASELINES[preset], "lam") else BASELINES[preset]
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: use one of {preset_choices()}")
     return PRESETS[preset].replace(**overrides)

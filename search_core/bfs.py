@@ -13,7 +13,7 @@ import math
 import torch
 
 from . import resampling
-from .config import BFSConfig, LangevinConfig
+from .config import BeamConfig, BFSConfig, LangevinConfig, SoPConfig
 from .evaluation import Evaluator
 from .guidance import advance, guided_denoise
 from .particles import ancestor_rows, check_inputs, expand_particles, gather_particles, item_view
@@ -29,8 +29,9 @@ SELECT_FOR = ("final", "resample_and_final")
 def resolve_config(config: BFSConfig | None, preset: str | None) -> BFSConfig:
     """The config to run: an explicit ``config`` wins; else the named preset; else the paper's BFS."""
     if config is not None:
-        if not isinstance(config, BFSConfig):
-            raise ValueError(f"config must be a BFSConfig, got {type(config).__name__}")
+        if not isinstance(config, (BFSConfig, SoPConfig, BeamConfig)):
+            raise ValueError(f"config must be a BFSConfig (or a baseline's SoPConfig / BeamConfig), got "
+                             f"{type(config).__name__}")
         return config.validate()
     return get_preset(preset or "bfs")
 
@@ -57,6 +58,11 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     resampling still draws from ``generator``.
     """
     config = resolve_config(config, preset)
+    if not isinstance(config, BFSConfig):
+        return _baseline(config, model, x, sigmas, extra_args, callback, disable, score_fn=score_fn,
+                         generator=generator, n_particles=n_particles, select_fn=select_fn, select_for=select_for,
+                         local=local, noise_form=noise_form, max_batch=max_batch, on_event=on_event, result=result,
+                         start_x0=start_x0, algorithm=algorithm, streams=streams)
     sigmas = check_inputs(x, sigmas, generator, n_particles, noise_form, eta)
     if not callable(score_fn):
         raise ValueError("score_fn is required: a callable x0 [M, ...] -> rewards [M] (the verifier)")
@@ -138,6 +144,21 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
             callback({"i": i, "denoised": x0[pick], "x": x_before[pick], "sigma": sigmas[i], "sigma_hat": sigmas[i]})
 
     return finish(trace, ev, xs, n_items, n, final_fn, config, n_steps, generator, paths)
+
+
+def _baseline(config, *args, local=None, select_for="final", **kwargs) -> torch.Tensor:
+    """SoP (search_core/sop.py) or a beam (DSearch, DSearch-R, seed pruning: search_core/beam.py); each steps as its
+    source does (SoP: DDIM eta 0; the beam: the config's eta), so ``eta`` does not apply."""
+    if local is not None:
+        raise ValueError(f"local search cannot be attached to the {config.name!r} preset (it re-solves or branches "
+                         f"paths on its own); use a BFS preset (bfs, fk, das, ...) or DFS with local search")
+    if select_for not in SELECT_FOR:
+        raise ValueError(f"select_for={select_for!r}; use 'final' or 'resample_and_final'")
+    if isinstance(config, SoPConfig):
+        from .sop import sample_sop
+        return sample_sop(*args, config=config, select_for=select_for, **kwargs)
+    from .beam import sample_beam
+    return sample_beam(*args, config=config, select_for=select_for, **kwargs)
 
 
 def warn_if_deterministic(eta: float, n: int, resamples: bool) -> None:

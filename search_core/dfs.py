@@ -10,6 +10,7 @@ and the budget is never exceeded. A retry that fails again before passing the le
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -90,21 +91,14 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
 
     if streams is not None and len(streams) != n_items:
         raise ValueError(f"streams has {len(streams)} rows for {n_items} items (DFS: one stream per item)")
-    xs = x.clone()
-    step = torch.zeros(n_items, dtype=torch.long, device=device)
-    done = torch.zeros(n_items, dtype=torch.bool, device=device)
-    backtracks = torch.zeros(n_items, dtype=torch.long, device=device)
-    fails = torch.zeros(n_items, dtype=torch.long, device=device)      # consecutive failed retries
-    fail_step = torch.full((n_items,), -1, dtype=torch.long, device=device)
-    best_x = torch.zeros_like(x)
-    best_r = torch.full((n_items,), -math.inf, device=device)
+    d = _Dives.start(x)
     if resume is not None:
-        done = _restore(resume, budget, streams, ev, xs, step, backtracks, fails, fail_step, best_x, best_r)
+        _restore(resume, budget, streams, ev, d)
     snap = _Snapshots(x, streams)
     iteration = 0
-    while not bool(done.all()):
-        act = (~done).nonzero()[:, 0]
-        xa, sa = xs[act], step[act]
+    while not bool(d.done.all()):
+        act = (~d.done).nonzero()[:, 0]
+        xa, sa = d.x[act], d.step[act]
         used_before = ev.nfe_per_item[act].clone()
         sigma_rows, next_rows = sigmas[sa], sigmas[sa + 1]
         x0 = _denoise(ev, xa, sigma_rows, act, guided_at[sa], local, guide_fn, noise_form)
@@ -115,37 +109,37 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
         last = sa == n_steps - 1
         thr = thresholds[sa]
         passed = judged & (score >= thr)
-        progress = passed & (sa >= fail_step[act])
-        fails_before = fails[act].clone()
-        fails[act[progress]] = 0
-        jump = torch.ceil(config.backtrack_steps * config.backtrack_growth ** fails[act].double()).long()
+        progress = passed & (sa >= d.fail_step[act])
+        fails_before = d.fails[act].clone()
+        d.fails[act[progress]] = 0
+        jump = torch.ceil(config.backtrack_steps * config.backtrack_growth ** d.fails[act].double()).long()
         target = (sa - jump).clamp_min(0)
         room = budget - ev.nfe_per_item[act] >= dive_t[target]
-        wants_back = judged & (score < thr) & (backtracks[act] < max_back)
+        wants_back = judged & (score < thr) & (d.backtracks[act] < max_back)
         back = wants_back & room
         # the first time an item wants to backtrack but the budget forbids it: a larger budget diverges here
-        snap.take(wants_back & ~room, act, xa, sa, backtracks, fails_before, fail_step, best_x, best_r, used_before)
+        snap.take(wants_back & ~room, act, xa, sa, d, fails_before, used_before)
         if last.any():  # x0 at the last step is a complete sample: keep the best one seen
             final = ev.score(select_fn, x0[last], "select_fn") if select_fn is not None else score[last]
             rows = act[last]
-            better = final > best_r[rows]
-            best_r[rows[better]] = final[better]
-            best_x[rows[better]] = x0[last][better]
+            better = final > d.best_r[rows]
+            d.best_r[rows[better]] = final[better]
+            d.best_x[rows[better]] = x0[last][better]
         columns = zip(sa.tolist(), sigma_rows.tolist(), act.tolist(), to_list(score), thr.tolist(),
                       ev.nfe_per_item[act].tolist())
         for st, sg, item, sc, th, used in columns:  # plain data for the UI, one record per diving item
             trace.emit("step", step=st, sigma=sg, item=item, score=sc, threshold=th, nfe=used)
-        x_before = xs.clone() if callback is not None else None
+        x_before = d.x.clone() if callback is not None else None
         forward = ~back & ~last
         if forward.any():
             for with_local in (True, False):  # recurrences only where the local settings apply
                 rows = (forward & (guided_at[sa] == with_local)).nonzero()[:, 0]
                 if rows.numel():
                     noise = generator if streams is None else streams.rows(act[rows])
-                    xs[act[rows]] = advance(ev, xa[rows], x0[rows], sigma_rows[rows], next_rows[rows], act[rows],
+                    d.x[act[rows]] = advance(ev, xa[rows], x0[rows], sigma_rows[rows], next_rows[rows], act[rows],
                                             noise, noise_form, eta, local if with_local else None, guide_fn,
                                             report=False)[0]
-            step[act[forward]] += 1
+            d.step[act[forward]] += 1
         if back.any():
             rows = back.nonzero()[:, 0]
             to = target[rows]
@@ -157,24 +151,25 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                 start = None if start_x0 is None else start_x0.to(x).expand_as(x)[act[rows]][top]
                 noise = generator if streams is None else noise.subset(top)
                 renoised[top] = fresh_start(renoised[top], sigmas[0], noise_form, noise, start)
-            xs[act[rows]] = renoised
-            step[act[rows]] = to
-            backtracks[act[rows]] += 1
-            fails[act[rows]] += 1
-            fail_step[act[rows]] = sa[rows]
+            d.x[act[rows]] = renoised
+            d.step[act[rows]] = to
+            d.backtracks[act[rows]] += 1
+            d.fails[act[rows]] += 1
+            d.fail_step[act[rows]] = sa[rows]
             for k, item in enumerate(act[rows].tolist()):
                 trace.emit("backtrack", item=item, step_from=int(sa[rows[k]]), step_to=int(to[k]),
                            score=float(score[rows[k]]), threshold=float(thr[rows[k]]),
                            nfe=int(ev.nfe_per_item[item]))
-        done[act[last & ~back]] = True
+        d.done[act[last & ~back]] = True
         if callback is not None:
-            preview = best_x.clone()
+            preview = d.best_x.clone()
             preview[act] = x0
             level = sigmas[int(sa.min())]  # rows dive at their own levels: the highest one is reported
             callback({"i": min(iteration, n_steps - 1), "denoised": preview, "x": x_before, "sigma": level,
                       "sigma_hat": level})
         iteration += 1
 
+    best_x, best_r = d.best_x, d.best_r
     if resume is not None:  # never worse: a sample the smaller run completed after its bound decision stays if better
         kept_r = resume["kept_r"].to(best_r)
         better = kept_r > best_r
@@ -185,7 +180,7 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     res.order = torch.zeros(n_items, 1, dtype=torch.long, device=device)
     res.nfe, res.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
     res.grad_evals, res.denoiser_grad_evals, res.score_evals = ev.grad_evals, ev.denoiser_grad_evals, ev.score_evals
-    res.backtracks = backtracks.tolist()
+    res.backtracks = d.backtracks.tolist()
     res.state = snap.state(budget, n_steps, best_x, best_r, ev.nfe_per_item) if streams is not None else None
     trace.emit("final", rewards=res.rewards, order=res.order, selected=[0] * n_items, nfe=ev.nfe,
                nfe_per_item=res.nfe_per_item, grad_evals=ev.grad_evals)
@@ -204,7 +199,7 @@ class _Snapshots:
         self.best_r = torch.full((n,), -math.inf, device=x.device)
         self.rng = [None] * n
 
-    def take(self, bound, act, xa, sa, backtracks, fails_before, fail_step, best_x, best_r, used_before) -> None:
+    def take(self, bound, act, xa, sa, dives: "_Dives", fails_before, used_before) -> None:
         if self.streams is None or not bool(bound.any()):
             return
         rows = bound.nonzero()[:, 0]
@@ -215,8 +210,8 @@ class _Snapshots:
             return
         self.open[items] = True
         self.x[items] = xa[rows]
-        self.best_x[items], self.best_r[items] = best_x[items], best_r[items]
-        self.ints[items] = torch.stack([sa[rows], backtracks[items], fails_before[rows], fail_step[items],
+        self.best_x[items], self.best_r[items] = dives.best_x[items], dives.best_r[items]
+        self.ints[items] = torch.stack([sa[rows], dives.backtracks[items], fails_before[rows], dives.fail_step[items],
                                         used_before[rows]], 1)
         for item in items.tolist():  # no noise is drawn between the iteration's start and the decision
             self.rng[item] = self.streams.generators[item].get_state()
@@ -236,20 +231,42 @@ def _rows_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def _restore(state: dict, budget: int, streams, ev, xs, step, backtracks, fails, fail_step, best_x, best_r):
-    """Load ``state`` into the loop's tensors; returns ``done`` (the items without a snapshot are finished)."""
+def _restore(state: dict, budget: int, streams, ev, dives: "_Dives") -> None:
+    """Load ``state`` into the dives; the items without a snapshot are finished."""
     if streams is None:
         raise ValueError("resume needs the per-item streams the state was made with (streams=)")
     if budget < int(state["budget"]):
         raise ValueError(f"resume: nfe_budget={budget} is below the {state['budget']} of the saved search; a resume "
                          f"only adds budget")
-    open_ = state["open"].to(xs.device)
-    xs.copy_(torch.where(_rows_mask(open_, xs), state["x"].to(xs), xs))
-    best_x.copy_(state["best_x"].to(best_x))
-    best_r.copy_(state["best_r"].to(best_r))
-    ints = state["ints"].to(step.device)
-    for target, column in ((step, 0), (backtracks, 1), (fails, 2), (fail_step, 3)):
+    open_ = state["open"].to(dives.x.device)
+    dives.x.copy_(torch.where(_rows_mask(open_, dives.x), state["x"].to(dives.x), dives.x))
+    dives.best_x.copy_(state["best_x"].to(dives.best_x))
+    dives.best_r.copy_(state["best_r"].to(dives.best_r))
+    ints = state["ints"].to(dives.step.device)
+    for target, column in ((dives.step, 0), (dives.backtracks, 1), (dives.fails, 2), (dives.fail_step, 3)):
         target.copy_(torch.where(open_, ints[:, column], target))
     ev.nfe_per_item.copy_(state["nfe"].to(ev.nfe_per_item))
     streams.set_states(state["rng"])
-    return ~open_
+    dives.done.copy_(~open_)
+
+
+@dataclass
+class _Dives:
+    """Per item: where its dive is (x at step), whether it is done, its backtracking record, its best sample."""
+
+    x: torch.Tensor           # [B, ...] the diving state
+    step: torch.Tensor        # [B] the step x is at
+    done: torch.Tensor        # [B] finished (a complete sample passed, or the budget ran out)
+    backtracks: torch.Tensor  # [B] backtracks so far
+    fails: torch.Tensor       # [B] consecutive failed retries (the jump grows with them)
+    fail_step: torch.Tensor   # [B] step of the last failure (-1: none)
+    best_x: torch.Tensor      # [B, ...] best complete sample seen
+    best_r: torch.Tensor      # [B] its reward
+
+    @classmethod
+    def start(cls, x: torch.Tensor) -> "_Dives":
+        n, device = x.shape[0], x.device
+        zeros = lambda dtype: torch.zeros(n, dtype=dtype, device=device)  # noqa: E731
+        return cls(x=x.clone(), step=zeros(torch.long), done=zeros(torch.bool), backtracks=zeros(torch.long),
+                   fails=zeros(torch.long), fail_step=torch.full((n,), -1, dtype=torch.long, device=device),
+                   best_x=torch.zeros_like(x), best_r=torch.full((n,), -math.inf, device=device))

@@ -19,6 +19,8 @@ from .trace import SearchResult
 
 def is_exact_bfs(config: BFSConfig) -> bool:
     """True when the particles never interact (Best-of-N, local search alone): adding particles is exact."""
+    if not isinstance(config, BFSConfig):
+        return False   # SoP / beams: the population is coupled
     return config.resampling == "none" and config.final_ess_threshold is None and config.final_pick == "best"
 
 

@@ -1,11 +1,12 @@
 """Named points of the BFS design space (paper Table: SVDD, DAS, FK-steering, TreeG as BFS special cases).
 
-Presets are data, not code paths: each is a ``BFSConfig`` doing what its source's reference code does. Use
-``get_preset(name, **overrides)`` to tweak one.
+Presets are data, not code paths: each is a ``BFSConfig`` doing what its source's reference code does. ``BASELINES``
+holds the paper's table's other columns (SoP, DSearch, DSearch-R) and progressive seed pruning as ``SoPConfig`` /
+``BeamConfig``. Use ``get_preset(name, **overrides)`` to tweak one.
 """
 from __future__ import annotations
 
-from .config import BFSConfig
+from .config import BeamConfig, BFSConfig, SoPConfig
 
 PRESETS: dict[str, BFSConfig] = {
     # Best-of-N: no intermediate selection, pick the best final sample.
@@ -31,8 +32,26 @@ PRESETS: dict[str, BFSConfig] = {
 }
 
 
-def get_preset(name: str, **overrides) -> BFSConfig:
+# The paper's other baselines, which are not BFS weightings: small samplers behind the same entry point (sample_bfs
+# dispatches on the config's type; search_core/sop.py, search_core/beam.py). N = the node's particles.
+BASELINES: dict[str, SoPConfig | BeamConfig] = {
+    # SoP (Ma et al. 2025 sec. 3.2): N 4, M 8, start 0.8, Δb 0.2, Δf 0.1 in flow time.
+    "sop": SoPConfig(name="sop"),
+    # DSearch (Li et al. 2025; README's command): duplicate 5, w 5, exponential search and drop schedules, 5x oversample.
+    "dsearch": BeamConfig(name="dsearch"),
+    # DSearch-R: constant width N, the worst 3 % (at least one) replaced by a draw ∝ softmax(r) among the others.
+    "dsearch_r": BeamConfig(name="dsearch_r", oversample=1.0, drop_schedule="none", replace_rate=0.03),
+    # Progressive seed pruning (arXiv 2607.21591): 2N seeds on a deterministic sampler, pruned by x0 reward to N at
+    # 25 % and to N/2 at 50 % of the steps: N full trajectories' NFE.
+    "seed_pruning": BeamConfig(name="seed_pruning", children=1, search_schedule="none", oversample=2.0,
+                               drop_schedule="steps", prune_at=[0.25, 0.5], keep=[1.0, 0.5], eta=0.0),
+}
+
+
+def get_preset(name: str, **overrides) -> BFSConfig | SoPConfig | BeamConfig:
     """The preset ``name`` with optional field overrides (e.g. ``lam=5``)."""
+    if name in BASELINES:
+        return BASELINES[name].replace(**overrides)
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; use one of {sorted(PRESETS)}")
+        raise ValueError(f"unknown preset {name!r}; use one of {sorted(PRESETS) + sorted(BASELINES)}")
     return PRESETS[name].replace(**overrides)

@@ -26,11 +26,6 @@ def normalized_log_weights(log_w: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(shifted, dim=1)
 
 
-def normalized_weights(log_w: torch.Tensor) -> torch.Tensor:
-    """Normalised weights [B, N] in float64 (softmax in log space); rows of all ``-inf`` are an error."""
-    return normalized_log_weights(log_w).exp()
-
-
 def ess_from_weights(w: torch.Tensor) -> torch.Tensor:
     """ESS = 1 / Σ w² for normalised weights."""
     return 1.0 / (w * w).sum(1)
@@ -177,18 +172,48 @@ _FROM_WEIGHTS = {"multinomial": _multinomial, "stratified": _stratified, "system
 _RANKED = ("top_half", "greedy", "none")  # rank rules: they read log-weights, never exp(log w)
 
 
-def _public(scheme: str):
-    def from_log_weights(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return resample_normalized(scheme, normalized_log_weights(log_w), generator)
-    from_log_weights.__name__ = scheme
-    from_log_weights.__doc__ = _FROM_WEIGHTS[scheme].__doc__
-    return from_log_weights
+# The public schemes: log-weights [B, N] (any scale) and an explicit generator in, ancestor indices [B, N] out.
+def multinomial(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """N i.i.d. draws from the categorical distribution of the weights."""
+    return resample("multinomial", log_w, generator)
 
 
-multinomial, stratified, systematic, residual = (_public(k) for k in ("multinomial", "stratified", "systematic",
-                                                                       "residual"))
-ssp, top_half, greedy, none = (_public(k) for k in ("ssp", "top_half", "greedy", "none"))
-SCHEMES = {name: _public(name) for name in _FROM_WEIGHTS}
+def stratified(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One uniform per stratum [k/N, (k+1)/N)."""
+    return resample("stratified", log_w, generator)
+
+
+def systematic(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One shared uniform offset for all N strata (counts within floor/ceil of N·w)."""
+    return resample("systematic", log_w, generator)
+
+
+def residual(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """floor(N·w) copies deterministically, the remaining children multinomially on the residual weights."""
+    return resample("residual", log_w, generator)
+
+
+def ssp(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """SSP (Gerber, Chopin & Whiteley 2019; the paper's best resampling): n_i in {floor(N·w_i), ceil(N·w_i)}."""
+    return resample("ssp", log_w, generator)
+
+
+def top_half(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """TreeG: the best ceil(N/2) particles by log-weight, duplicated round-robin."""
+    return resample("top_half", log_w, generator)
+
+
+def greedy(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """SVDD: every child copies the argmax particle."""
+    return resample("greedy", log_w, generator)
+
+
+def none(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """No resampling: every particle is its own parent."""
+    return resample("none", log_w, generator)
+
+
+SCHEMES = {f.__name__: f for f in (multinomial, stratified, systematic, residual, ssp, top_half, greedy, none)}
 
 
 def resample_normalized(scheme: str, log_w: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

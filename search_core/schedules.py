@@ -33,16 +33,6 @@ def temperature(config: BFSConfig, step: int, n_steps: int) -> float:
     return config.lam * min(1.0, (1.0 + gamma) ** i - 1.0)
 
 
-def path_score(scoring: str, current: torch.Tensor, previous: torch.Tensor | None,
-               running_max: torch.Tensor | None) -> torch.Tensor:
-    """Score of each particle's path: current r_t, difference r_t - r_prev, or max of r over the path."""
-    if scoring == "current":
-        return current
-    if scoring == "difference":
-        return current if previous is None else current - previous
-    return current if running_max is None else torch.maximum(current, running_max)
-
-
 def log_weights(score: torch.Tensor, lam: float) -> torch.Tensor:
     """log w = λ·score in float64 (λ·r beyond float32's range stays finite); λ = inf keeps only the argmax."""
     score = score.to(torch.float64)

@@ -97,6 +97,9 @@ class ComfyServer:
                "--input-directory", str(dirs["input"]), "--preview-method", "none"]
         if is_modern(root):
             cmd += ["--user-directory", str(dirs["user"])]
+            frontend = os.environ.get("DIFFUSION_SEARCH_FRONTEND_ROOT")
+            if frontend:   # the frontend release this ComfyUI pins, or the newest one (./run test sets it)
+                cmd += ["--front-end-root", frontend]
         return cmd
 
     def start(self) -> "ComfyServer":

@@ -33,6 +33,27 @@ def pytest_runtest_makereport(item, call):
     report.longrepr = f"skipped in CI, where every test must run (in one of the two ComfyUI passes): {reason}"
 
 
+# Markers by what a test needs (its fixtures), so a fast loop can leave the slow parts out (CONTRIBUTING.md):
+#   pytest -m "not comfyui and not browser"   the math, verifiers and files: no ComfyUI boot, no server, no Chromium
+#   pytest -m "comfyui and not browser"       the nodes inside an in-process ComfyUI
+COMFYUI_FIXTURES = {"comfy", "tiny_base_model", "family_models"}
+BROWSER_FIXTURES = {"server", "browser", "chromium"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "comfyui: boots a real ComfyUI in this process (the comfy fixture)")
+    config.addinivalue_line("markers", "browser: a real ComfyUI server and headless Chromium")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        if used & COMFYUI_FIXTURES:
+            item.add_marker(pytest.mark.comfyui)
+
+
 @pytest.fixture(scope="session")
 def comfy_base(tmp_path_factory):
     return tmp_path_factory.mktemp("comfyui")

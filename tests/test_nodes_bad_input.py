@@ -2,11 +2,12 @@
 Cancel while ranking, non-finite numbers in float widgets."""
 import json
 import math
+import time
 
 import pytest
 import torch
 
-from comfy_harness import ComfyExecutionError
+from comfy_harness import ComfyExecutionError, ComfyInterrupted
 
 SIZE = 32
 
@@ -173,3 +174,47 @@ def test_every_float_widget_of_the_pack_refuses_nan_and_inf_at_validation(comfy)
                 assert isinstance(verdict, str) and name in verdict and "finite" in verdict, (node_id, name, verdict)
             checked += 1
     assert checked >= 12
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+@pytest.mark.parametrize("node", ["DiffusionSearchBFSSampler", "DiffusionSearchKSampler"])
+def test_a_non_finite_input_latent_is_blamed_on_latent_image(comfy, tiny_graph, node, bad):
+    """A NaN/inf latent (a broken VAE Encode, a latent math node) is named as such, not blamed on the decoder."""
+    latent = torch.zeros(1, 4, SIZE // 8, SIZE // 8)
+    latent[0, 1, 2, 3] = bad
+    comfy.test_nodes.LATENTS["non_finite"] = latent
+    graph = _graph_with(tiny_graph, node, NODES[node])
+    graph["latent"] = {"class_type": "DiffusionSearchTestLatent", "inputs": {"key": "non_finite"}}
+    with pytest.raises(ComfyExecutionError, match=r"'latent_image' holds NaN/inf values \(1 of 64\).*Make the "
+                                                   r"latent again") as info:
+        comfy.run(graph)
+    assert "decoder" not in str(info.value)
+
+
+def test_cancel_during_scoring_stops_between_verifier_chunks(comfy, tiny_graph):
+    """Eight particles decoded in one chunk, scored by a slow verifier one image per call: Cancel pressed during the
+    second call stops the search before the third, not after all eight (issue 23: 16 s after Cancel)."""
+    key, seconds, pressed = "slow_cancel", 0.4, []
+
+    def cancel_during_second_call(call):
+        if call == 2:
+            pressed.append(time.perf_counter())
+            comfy.interrupt()
+
+    graph = _search_graph(tiny_graph, {"class_type": "DiffusionSearchBFSSampler", "inputs": dict(
+        NODES["DiffusionSearchBFSSampler"], preset="best_of_n", particles=8, chunk_size=8, verifier=["slow", 0])})
+    graph["slow"] = {"class_type": "DiffusionSearchTestSlowVerifier",
+                     "inputs": {"seconds": seconds, "chunk_size": 1, "key": key}}
+    comfy.captured.pop(key, None)
+    comfy.test_nodes.VERIFIER_HOOKS[key] = cancel_during_second_call
+    try:
+        with pytest.raises(ComfyInterrupted):
+            comfy.run(graph)
+        stopped = time.perf_counter()
+    finally:
+        comfy.test_nodes.VERIFIER_HOOKS.pop(key, None)
+        comfy.model_management.interrupt_current_processing(False)
+    calls = comfy.captured[key]
+    assert [size for _, size in calls] == [1, 1]   # the call under way finishes; no verifier call after Cancel
+    # a search that checked only per decode chunk would score the 6 others first: 2.4 s more
+    assert stopped - pressed[0] < seconds + 1.0

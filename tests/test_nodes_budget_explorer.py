@@ -119,3 +119,87 @@ def test_explorer_refuses_a_non_finite_float(comfy, tiny_graph):
     graph["explore"]["inputs"]["lam"] = float("nan")
     with pytest.raises(ComfyExecutionError, match=r"lam is nan"):
         comfy.run(graph)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"budgets": "1000000000"}, r"'budgets' has 1000000000.*at most 256 particles"),
+    ({"budgets": "257", "presets": "best_of_n, dfs"}, r"at most 256 particles"),
+    ({"presets": "dfs", "budgets": "1, 40000"}, r"NFE budget of 40000 x 3 steps = 120000.*up to 33333"),
+    ({"seed": 2 ** 64 - 1, "seeds": 2}, r"'seed' 18446744073709551615 with 2 seeds.*at most 18446744073709551614"),
+    ({"seeds": 101}, r"seeds = 101 is out of range|bigger than max of 100"),
+    ({"filename_prefix": "../../outside"}, r"'filename_prefix' '../../outside' cannot name a file"),
+    ({"filename_prefix": "bad\x00name"}, r"'filename_prefix' 'bad\\x00name' cannot name a file"),
+])
+def test_explorer_checks_every_input_before_the_first_run(comfy, tiny_graph, change, message):
+    """What would fail a later run (a budget beyond the particle cap, seed + k past 64 bits, a prefix the table
+    cannot be saved under) is refused when the prompt is validated: no run starts, no work is lost (issue 23)."""
+    graph = _graph(tiny_graph)
+    graph["explore"]["inputs"].update(change)
+    with pytest.raises(ComfyExecutionError, match=message):
+        comfy.validate({str(k): v for k, v in graph.items()}, "validate-only")
+    node = comfy.node_classes["DiffusionSearchBudgetExplorer"]
+    inputs = {name: graph["explore"]["inputs"][name] for name in ("presets", "budgets", "steps", "seed", "seeds",
+                                                                  "filename_prefix")}
+    assert isinstance(node.VALIDATE_INPUTS(**inputs), str)
+
+
+def test_a_linked_prefix_is_refused_before_any_run(comfy, tiny_graph):
+    """A filename_prefix that reaches the node through a link is not seen by validation: explore() refuses it
+    before it touches the model (it used to fail after every run had finished, losing them all)."""
+    inputs = {k: v for k, v in _graph(tiny_graph)["explore"]["inputs"].items() if not isinstance(v, list)}
+    inputs["filename_prefix"] = "../../outside"
+    node = comfy.node_classes["DiffusionSearchBudgetExplorer"]()
+    with pytest.raises(ValueError, match="'filename_prefix' '../../outside' cannot name a file"):
+        node.explore(**inputs, model=None, positive=None, negative=None, latent_image=None, vae=None, verifier=None)
+
+
+def test_a_failure_mid_way_keeps_and_returns_the_finished_runs(comfy, tiny_graph):
+    """A run that fails after others finished (out of memory at a large budget, a verifier fault) ends the
+    exploration like Cancel does: the finished runs are returned and saved, the error is named in the table."""
+    key, starts, fault = "explorer_fault", [], []
+
+    def fault_from_the_third_run(event, data):
+        if event == "diffusion_search.event" and data.get("type") == "start":
+            starts.append(data)
+            if len(starts) == 3:
+                fault.append(True)
+
+    def verifier_call(call):
+        if fault:
+            raise RuntimeError("verifier crashed (simulated fault)")
+
+    graph = _graph(tiny_graph, seed=60)
+    graph["ver"] = {"class_type": "DiffusionSearchTestSlowVerifier", "inputs": {"seconds": 0.0, "chunk_size": 16,
+                                                                               "key": key}}
+    comfy.test_nodes.VERIFIER_HOOKS[key] = verifier_call
+    comfy.server.listeners.append(fault_from_the_third_run)
+    try:
+        comfy.run(graph)
+    finally:
+        comfy.server.listeners.remove(fault_from_the_third_run)
+        comfy.test_nodes.VERIFIER_HOOKS.pop(key, None)
+    document, table = json.loads(comfy.captured["runs"]), comfy.captured["table"]
+    assert document["planned"] == 8 and not document["cancelled"] and len(document["runs"]) == 2
+    assert "verifier crashed (simulated fault)" in document["error"] and "stopped by an error" in table
+    assert len(_table_runs(table)) == 2 and torch.isfinite(comfy.captured["plot"]).all()
+    folder = comfy.folder_paths.get_output_directory()
+    saved = sorted(name for name in os.listdir(folder) if name.startswith("explorer_test") and name.endswith(".json"))
+    with open(os.path.join(folder, saved[-1]), encoding="utf-8") as handle:
+        assert json.load(handle)["runs"] == document["runs"]
+
+
+def test_a_failure_in_the_first_run_is_raised(comfy, tiny_graph):
+    """Nothing finished to keep: the error itself reaches the user."""
+    graph = _graph(tiny_graph, seed=70)
+    graph["ver"] = {"class_type": "DiffusionSearchTestSlowVerifier", "inputs": {"seconds": 0.0, "chunk_size": 16,
+                                                                               "key": "explorer_first"}}
+
+    def crash(call):
+        raise RuntimeError("verifier crashed at once")
+
+    comfy.test_nodes.VERIFIER_HOOKS["explorer_first"] = crash
+    try:
+        with pytest.raises(ComfyExecutionError, match="verifier crashed at once"):
+            comfy.run(graph)
+    finally:
+        comfy.test_nodes.VERIFIER_HOOKS.pop("explorer_first", None)

@@ -5,6 +5,7 @@ reuses a kept state; a state saved as safetensors + JSON is reloaded after the m
 """
 import json
 import shutil
+import sys
 from importlib import import_module
 from pathlib import Path
 
@@ -195,3 +196,84 @@ def test_keys_follow_content_and_an_input_too_deep_is_not_kept(comfy):
     with pytest.raises(module.KeyTooComplex):
         module.state_key(x=deep)
     assert extension.safe_key(None, None, None, None, None, None, None, 0, "eps") is None   # never fails a search
+
+
+def _edit_json(field, value):
+    def edit(tensors_path, info_path):
+        info = json.loads(info_path.read_text())
+        info[field] = value
+        info_path.write_text(json.dumps(info))
+    return edit
+
+
+def _edit_tensor(name, change):
+    def edit(tensors_path, info_path):
+        from safetensors.torch import load_file, save_file
+        tensors = load_file(str(tensors_path))
+        tensors[name] = change(tensors[name]).contiguous()
+        save_file(tensors, str(tensors_path))
+    return edit
+
+
+# What a user's disk and hands do to a kept state (issue 23): each must be set aside, never used or fatal.
+BROKEN_STATES = {
+    "truncated safetensors": lambda t, j: t.write_bytes(t.read_bytes()[: t.stat().st_size // 2]),
+    "JSON list": lambda t, j: j.write_text("[]"),
+    "JSON cut short": lambda t, j: j.write_text(j.read_text()[:20]),
+    "budget null": _edit_json("budget", None),
+    "budget lowered to 1": _edit_json("budget", 1),
+    "algorithm unknown": _edit_json("algorithm", "beam"),
+    "rewards of another shape": _edit_tensor("rewards", lambda r: torch.zeros(r.shape[0], r.shape[1] + 3)),
+    "rewards all NaN": _edit_tensor("rewards", lambda r: torch.full_like(r, float("nan"))),
+    "particles of another latent size": _edit_tensor("particles", lambda p: p[..., :-1]),
+    "selected out of range": _edit_tensor("selected", lambda s: s + 7),
+}
+
+
+def test_a_broken_kept_state_is_set_aside_and_the_search_runs_whole(comfy, tiny_graph, states, monkeypatch, caplog):
+    """Truncated, hand-edited or mismatched state files: a warning naming the file, the files renamed *.bad (kept,
+    never deleted), the whole search at the new budget, a good state saved in their place (issue 23)."""
+    module, folder = states
+    monkeypatch.setenv("DIFFUSION_SEARCH_REUSE", "0")
+    whole, _ = _run(comfy, _graph(tiny_graph, _sampler("best_of_n", particles=3), seed=13))
+    monkeypatch.setenv("DIFFUSION_SEARCH_REUSE", "1")
+    _run(comfy, _graph(tiny_graph, _sampler("best_of_n", particles=2), seed=13))
+    tensors_path, info_path = next(folder.glob("*.safetensors")), next(folder.glob("*.json"))
+    good = {path: path.read_bytes() for path in (tensors_path, info_path)}
+    for index, (what, corrupt) in enumerate(BROKEN_STATES.items()):
+        for path in folder.iterdir():
+            path.unlink()
+        for path, data in good.items():
+            path.write_bytes(data)
+        corrupt(tensors_path, info_path)
+        broken = {path.name: path.read_bytes() for path in (tensors_path, info_path)}
+        module.CACHE.clear()   # a restart: only the files are left
+        caplog.clear()
+        # chunk_size is no part of the key: a new value only makes ComfyUI run the node again
+        extended, events = _run(comfy, _graph(tiny_graph, _sampler("best_of_n", particles=3, chunk_size=15 - index),
+                                              seed=13))
+        assert "extends" not in events[0] and events[0]["n_particles"] == 3, f"{what}: the broken state was used"
+        assert len(events[-1]["rewards"][0]) == 3 and _close(extended, whole), what
+        assert any(str(tensors_path) in r.getMessage() and r.levelname == "WARNING" for r in caplog.records), what
+        kept = {path.name[:-len(".bad")]: path.read_bytes() for path in folder.glob("*.bad")}
+        assert kept == broken, f"{what}: the broken files were not kept as *.bad"
+        assert json.loads(info_path.read_text())["budget"] == 3, f"{what}: no good state replaced it"
+
+
+def test_a_bad_cache_size_setting_warns_and_uses_the_default(comfy, monkeypatch, caplog):
+    """DIFFUSION_SEARCH_CACHE_MB = abc / empty / nan / inf / -1: a warning and 256 MiB, and the module still imports
+    (its cache is made at import: an error there would keep every node of the pack from loading)."""
+    import importlib.util
+    module = import_module(f"{comfy.pack.__name__}.nodes.search_state")
+    for bad in ("abc", "", "nan", "inf", "-1"):
+        monkeypatch.setenv("DIFFUSION_SEARCH_CACHE_MB", bad)
+        caplog.clear()
+        spec = importlib.util.spec_from_file_location("search_state_copy", module.__file__)
+        fresh = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, fresh)   # dataclasses look their module up there
+        spec.loader.exec_module(fresh)   # what ComfyUI's import of the pack does
+        assert fresh.CACHE.max_bytes == 256 * 2 ** 20, bad
+        assert any("DIFFUSION_SEARCH_CACHE_MB" in r.getMessage() and r.levelname == "WARNING"
+                   for r in caplog.records), bad
+    monkeypatch.setenv("DIFFUSION_SEARCH_CACHE_MB", "0.5")
+    assert module.StateCache().max_bytes == 2 ** 19

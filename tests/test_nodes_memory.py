@@ -78,3 +78,26 @@ def test_big_batch_runs_in_capped_calls_with_the_same_result(comfy, tiny_graph, 
     assert sum(capped_rows) == sum(uncapped_rows)
     # same particles picked; values equal up to float rounding of different batch sizes in the UNet
     assert torch.allclose(capped, uncapped, rtol=1e-4, atol=1e-3)
+
+
+def test_free_memory_is_counted_as_comfyuis_own_sampler_counts_it(comfy, tiny_base_model, monkeypatch):
+    """ComfyUI 0.33 with dynamic VRAM counts the UNet weights it may evict as free (ModelPatcher.get_free_memory);
+    the search batches by the same count, or it would run particles in needlessly small calls."""
+    mm = importlib.import_module("comfy.model_management")
+    model_patcher = importlib.import_module("comfy.model_patcher")
+    compat = sys.modules[f"{comfy.pack.__name__}.nodes.compat"]
+    memory = _memory(comfy)
+    cpu = torch.device("cpu")
+    if not hasattr(model_patcher.ModelPatcher, "get_free_memory"):   # 2024 and 0.3.x: the memory manager
+        assert compat.free_memory_for_batch(tiny_base_model, cpu) == pytest.approx(mm.get_free_memory(cpu), rel=0.1)
+        return
+    evictable = 1e15
+
+    class EvictingPatcher(model_patcher.ModelPatcher):   # what dynamic VRAM reports: free + evictable weights
+        def get_free_memory(self, device):
+            return super().get_free_memory(device) + evictable
+
+    monkeypatch.setattr(tiny_base_model, "current_patcher", EvictingPatcher(tiny_base_model, cpu, cpu), raising=False)
+    assert compat.free_memory_for_batch(tiny_base_model, cpu) >= evictable
+    policy = memory.DenoiserRowPolicy(tiny_base_model, cpu, copies=2)
+    assert policy.budget() >= evictable * memory.CPU_SHARE

@@ -3,7 +3,7 @@ the node that ran the shown search, puts back the run's seed (ComfyUI randomizes
 workflow again; the server extends the finished search instead of redoing it."""
 from __future__ import annotations
 
-from web_view_support import TINY, VIEW, search_prompt, settled
+from web_view_support import TINY, VIEW, open_view, search_prompt, settled
 
 ROOT = "document.getElementById('diffusion-search-view')"
 
@@ -45,7 +45,8 @@ def test_search_more_doubles_the_budget_keeps_the_seed_and_extends(server, brows
                      "&& r.finished)", 180, "the first run", node)
     (first,) = _finished_runs(browser, node)
     assert first["start"]["n_particles"] == 2 and first["start"]["seed"] == 23
-    browser.js(f"const v = {VIEW[7:]}; v.store.show(arguments[0]); v.panel.show(); v.panel.draw();", first["key"])
+    browser.js(f"const v = {VIEW[7:]}; v.store.show(arguments[0]);", first["key"])
+    open_view(browser)
     button = "#diffusion-search-view button[data-action=search-more]"
     assert not browser.js(f"return document.querySelector('{button}').disabled")
     assert "particles 2 → 4" in browser.js(f"return document.querySelector('{button}').title")

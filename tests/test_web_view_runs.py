@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from web_view_support import (TINY, VIEW, add_graph_node, bfs_trace, dfs_trace, inject, panel_query, panel_text,
-                              path_points, run_real_search, search_prompt, settled)
+from web_view_support import (TINY, VIEW, add_graph_node, bfs_trace, dfs_trace, inject, open_view, panel_query,
+                              panel_text, path_points, run_real_search, search_prompt, settled)
 
 ROOT = "document.getElementById('diffusion-search-view')"
 
@@ -46,6 +46,9 @@ def test_malformed_traces_are_refused_with_what_is_wrong(browser, tmp_path):
         "parents-out.json": (doc(good[:2] + [dict(good[2], resampled=True, ancestors=[[0, 1, 9, 3]])] + good[3:]),
                              "ancestors[0][2]"),
         "no-start.json": (doc(good[1:]), '"start"'),
+        # -1 marks an empty slot of a pruned beam (docs/design.md); nothing below it is a particle
+        "parents-minus2.json": (doc(good[:2] + [dict(good[2], resampled=True, ancestors=[[0, 1, -2, 3]])] + good[3:]),
+                                "ancestors[0][2]"),
     }
     for name, (content, expected) in cases.items():
         path = tmp_path / name
@@ -137,7 +140,7 @@ def test_result_first_with_enlarge_hover_previews_and_escape(server, browser):
 
     ActionChains(browser.driver).send_keys(Keys.ESCAPE).perform()
     assert browser.js(f"return {ROOT}.hidden")
-    browser.js("window.diffusionSearchView.panel.userHidden = false; window.diffusionSearchView.panel.show();")
+    open_view(browser)
 
 
 def test_two_search_nodes_picker_side_by_side_and_best_of_n_strip(server, browser, tmp_path):
@@ -194,8 +197,8 @@ def test_previous_run_is_compared_and_runs_survive_a_reload(browser):
     browser.wait_for("return !!(window.diffusionSearchView && window.app && window.app.graph)", 60, "the page again")
     restored = set(browser.js("return [...window.diffusionSearchView.store.runs.keys()]"))
     assert {f"p-first/{node}", f"p-second/{node}", "p-dfs/elsewhere"} <= restored <= keys
-    browser.js("window.diffusionSearchView.panel.show(); window.diffusionSearchView.store.show(arguments[0]);"
-               "window.diffusionSearchView.panel.draw();", f"p-second/{node}")
+    browser.js("window.diffusionSearchView.store.show(arguments[0]);", f"p-second/{node}")
+    open_view(browser)
     assert "particles 4 → 8" in panel_text(browser, ".dsv-compare-line")
     browser.js(f"{ROOT}.querySelector('[data-action=clear-runs]').click()")
     assert browser.js("return window.diffusionSearchView.store.runs.size") == 0
@@ -232,3 +235,26 @@ Promise.all([import(base + 'search_history.js'), import(base + 'search_store.js'
     browser.wait_for("return Number(document.querySelector('#diffusion-search-view svg[data-chart=bfs-scores]')"
                      ".getAttribute('width')) > arguments[0] + 150", 5, "the charts at the new width", narrow)
     browser.js(f"{ROOT}.style.width = ''")
+
+
+def test_pruned_beam_trace_is_drawn_with_empty_slots(browser):
+    """Seed pruning (issue 19) from the real sampler: 8 slots pruned to 4 and then 2 (ancestors -1 = empty slot); the
+    view draws it, and its tree has an edge only into the occupied slots."""
+    import torch
+
+    from search_core import SearchResult, sample_bfs
+    from search_core.testbed import LinearReward, standard_mixture
+
+    sigmas = torch.linspace(6.0, 0.0, 9)
+    res = SearchResult()
+    sample_bfs(standard_mixture().denoiser("eps"), torch.randn(1, 2, generator=torch.Generator().manual_seed(0)) * 6,
+               sigmas, score_fn=LinearReward([0.0, 1.0]), generator=torch.Generator().manual_seed(1), n_particles=4,
+               preset="seed_pruning", result=res)
+    events = [dict(e, node="pruned", prompt_id="p-pruned") for e in res.events]
+    assert any(-1 in e.get("ancestors", [[]])[0] for e in events if e["type"] == "step")
+    inject(browser, events)
+    counts = browser.js(f"{VIEW}.counts()")
+    assert (counts["algorithm"], counts["particles"]) == ("bfs", 8)
+    assert not panel_query(browser, ".dsv-charts .dsv-error")
+    edges = panel_query(browser, "svg[data-chart=tree] path.dsv-edge")
+    assert len(edges) == 4          # one column of edges (between the two prunes): into the 4 survivors only

@@ -143,10 +143,31 @@ def run_real_search(server, browser, prompt, search_id="search"):
     key = f"{prompt_id}/{search_id}"
     browser.wait_for(f"const r = window.diffusionSearchView.store.runs.get(arguments[0]); "
                      f"return !!(r && r.finished && r.imageSets.size)", 30, "the run's final event and images", key)
-    browser.js(f"const v = window.diffusionSearchView; v.store.current = v.store.runs.get(arguments[0]); "
-               f"v.panel.show(); v.panel.draw();", key)
+    browser.js("const v = window.diffusionSearchView; v.store.current = v.store.runs.get(arguments[0]);", key)
+    open_view(browser)
     events = browser.js("return window.diffusionSearchView.store.runs.get(arguments[0]).events", key)
     return prompt_id, events
+
+
+def open_view(browser, timeout=10):
+    """Opens the search view wherever this frontend hosts it (its sidebar tab, or the floating panel), as the node
+    menu's "Show search view" does, and waits until it is on screen and drawn."""
+    browser.js(f"{VIEW}.open()")
+    browser.wait_for(f"{VIEW}.isOpen()", timeout, f"the search view open in its host ({browser.js(f'{VIEW}.host')})")
+    browser.js("window.diffusionSearchView.panel.draw();")
+
+
+def host_kind(browser):
+    """Where this frontend hosts the view: "sidebar" or "floating"."""
+    return browser.js(f"{VIEW}.host")
+
+
+def skip_unless_modern_ui(what):
+    """Skip, with the reason CI accepts in its 2024 pass, unless the server runs modern ComfyUI (and its frontend)."""
+    from comfy_harness import MODERN_ONLY, comfyui_root, is_modern
+
+    if not is_modern(comfyui_root()):
+        pytest.skip(f"{MODERN_ONLY}: {what} is the modern frontend's (CI runs it in its modern pass)")
 
 
 def panel_query(browser, selector):

@@ -1,14 +1,16 @@
 // Entry point of the pack's web extension: listens for `diffusion_search.event` websocket messages
 // (docs/design.md, "Trace events"), keeps them in a store (and in browser storage across reloads) and shows them
-// in the search view panel. Uses only what both the 2024 UI and the modern frontend offer: registerExtension,
-// api events, before/afterConfigureGraph, beforeRegisterNodeDef/getExtraMenuOptions and plain DOM.
+// in the search view panel: a sidebar tab where the frontend has one for extensions, else a floating panel
+// (search_dock.js). Else uses only what both the 2024 UI and the modern frontend offer: registerExtension, api
+// events, before/afterConfigureGraph, beforeRegisterNodeDef/getExtraMenuOptions (also consulted by the Vue-node
+// mode's menu) and plain DOM.
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { createHost, opensOnStart } from "./search_dock.js";
 import { clearSavedRuns, loadRuns, saveRuns } from "./search_history.js";
 import { SearchPanel } from "./search_panel.js";
 import { EventStore } from "./search_store.js";
-import { htmlEl } from "./search_svg.js";
 import { findGraphNode } from "./search_tuning.js";
 
 const EVENT_NAME = "diffusion_search.event";
@@ -24,8 +26,19 @@ function imageUrl(image) {
 }
 
 function ensurePanel() {
-  if (!panel) panel = new SearchPanel({ store, app, imageUrl, onClearRuns: () => clearSavedRuns() });
+  if (!panel) {
+    panel = new SearchPanel({ store, app, imageUrl, onClearRuns: () => clearSavedRuns() });
+    panel.host = createHost(panel, app);
+  }
   return panel;
+}
+
+/** Shows the view wherever it lives, as the user asked for it (menu item, console, tests): new runs open it again. */
+function openView() {
+  const p = ensurePanel();
+  p.userHidden = false;
+  p.show();
+  return p;
 }
 
 /**
@@ -55,25 +68,24 @@ function scheduleSave() {
   saveTimer = setTimeout(() => saveRuns(store), 1000);
 }
 
-function addToggleButton() {
-  const button = htmlEl("button", "dsv-toggle", "Search view");
-  button.type = "button";
-  button.id = "diffusion-search-toggle";
-  button.title = "Show or hide the diffusion search view";
-  button.addEventListener("click", () => {
-    const p = ensurePanel();
-    p.toggle();
-    p.userHidden = p.root.hidden;
-  });
-  document.body.appendChild(button);
+/** "Show search view" for one graph node: the view opens on that node's newest run of the open workflow. */
+function showRunsOf(node) {
+  const here = currentWorkflow();
+  const runs = [...store.runs.values()].filter((r) => String(r.node).split(":").pop() === String(node.id)
+    && r.workflow === here && (!r.nodeType || r.nodeType === node.type));
+  if (runs.length) store.show(runs[runs.length - 1].key);
+  openView();
 }
+
+const isSearchNode = (item) => !!item && typeof item.type === "string" && item.type.startsWith(NODE_PREFIX);
+const SHOW_COMMAND = "DiffusionSearch.ShowSearchView";
 
 function onSearchEvent(e) {
   const event = e.detail;
   if (event && event.type === "start") currentWorkflow();
   const run = store.add(event);
   const p = ensurePanel();
-  if (run && event.type === "start" && !p.userHidden) p.show();
+  if (run && event.type === "start" && opensOnStart(p.userHidden, p.host.activeTab())) p.show();
 }
 
 function onExecuted(e) {
@@ -116,9 +128,13 @@ function onPreview(e) {
 
 app.registerExtension({
   name: "comfyui_diffusion_search.SearchView",
+  // Modern frontend: a button in the selection toolbox of a selected search node (the Vue-node mode of frontends
+  // before its node menu took extension items, e.g. 1.27.10, has no other way in). The 2024 UI ignores both.
+  commands: [{ id: SHOW_COMMAND, label: "Show search view", icon: "pi pi-chart-line",
+    function: () => { const node = [...(app.canvas?.selectedItems ?? [])].find(isSearchNode); if (node) showRunsOf(node); else openView(); } }],
+  getSelectionToolboxCommands(item) { return isSearchNode(item) ? [SHOW_COMMAND] : []; },
   async setup() {
     ensurePanel();
-    addToggleButton();
     store.nodeTypeOf = (id) => findGraphNode(app, id)?.type ?? null;
     store.addEventListener("change", (ev) => { if (["final", "images", "clear"].includes(ev.detail)) scheduleSave(); });
     const kept = loadRuns();
@@ -141,15 +157,7 @@ app.registerExtension({
       const result = previous ? previous.apply(this, arguments) : undefined;
       options.push({
         content: "Show search view",
-        callback: () => {
-          const p = ensurePanel();
-          const here = currentWorkflow();
-          const runs = [...store.runs.values()].filter((r) => String(r.node).split(":").pop() === String(this.id)
-            && r.workflow === here && (!r.nodeType || r.nodeType === this.type));
-          if (runs.length) store.show(runs[runs.length - 1].key);
-          p.userHidden = false;
-          p.show();
-        },
+        callback: () => showRunsOf(this),
       });
       return result;
     };
@@ -160,6 +168,12 @@ app.registerExtension({
 window.diffusionSearchView = {
   store,
   get panel() { return panel; },
+  /** Where the view lives: "sidebar" (a tab of the modern frontend) or "floating" (the 2024 UI's panel). */
+  get host() { return panel && panel.host ? panel.host.kind : null; },
+  /** Opens the view as the node menu's "Show search view" does. */
+  open() { openView(); },
+  /** Whether the view is on screen (in its sidebar tab, or the floating panel shown). */
+  isOpen() { const root = panel && panel.root; return !!(root && root.isConnected && !root.hidden && root.getClientRects().length); },
   /** This page's websocket client id: events of prompts queued with it come to this page. */
   clientId() { return api.clientId ?? api.initialClientId ?? null; },
   /** Feeds one event as if it came over the websocket (same path as live events). */

@@ -1,6 +1,7 @@
-// The floating search-view panel: header (run picker, item, save/load, clear), the result first, comparisons,
-// the charts that fit the run's algorithm, then tuning. Charts redraw at most once per frame; tuning controls
-// are built once per bound node and only refreshed, so typing or dragging is never interrupted by a redraw.
+// The search-view panel (floating, or docked in a sidebar tab: search_dock.js): header (run picker, item,
+// save/load, clear), the result first, comparisons, the charts that fit the run's algorithm, then tuning. Charts
+// redraw at most once per frame; tuning controls are built once per bound node and only refreshed, so typing or
+// dragging is never interrupted by a redraw.
 
 import { hasStepScores, bfsScoreChart, essChart, localChart, rewardStrip, temperatureChart } from "./search_charts.js";
 import { comparisonBlock, sideBySide } from "./search_compare.js";
@@ -30,6 +31,7 @@ export class SearchPanel {
     this.drag = { active: false };   // a chart handle is being dragged: that chart is not rebuilt meanwhile
     this.controls = new Map();       // key -> ControlsView, kept across redraws
     this.resultKey = "";
+    this.host = null;                // where the root is shown (search_dock.js); none: shown and hidden in place
     this.root = this.build();
     store.addEventListener("change", () => this.scheduleDraw());
   }
@@ -101,7 +103,8 @@ export class SearchPanel {
     window.addEventListener("pointerup", () => { if (this.drag.active) { this.drag.active = false; this.scheduleDraw(); } });
     if (typeof ResizeObserver === "function") {
       new ResizeObserver(() => {
-        const width = Math.max(320, Math.floor(root.clientWidth - 16));
+        // Docked, the charts never overflow the tab (the frontend clips it: 1.27.10's sidebar is about 210 px wide).
+        const width = Math.max(root.classList.contains("dsv-docked") ? 180 : 260, Math.floor(root.clientWidth - 16));
         if (Math.abs(width - layout.width) >= 8) { layout.width = width; this.scheduleDraw(); }
       }).observe(root);
     }
@@ -121,6 +124,7 @@ export class SearchPanel {
     let start = null;
     handle.addEventListener("pointerdown", (ev) => {
       if (ev.target !== handle && ev.target !== this.titleEl) return;
+      if (root.classList.contains("dsv-docked")) return;   // a sidebar tab stays where the frontend put it
       const box = root.getBoundingClientRect();
       start = { x: ev.clientX - box.left, y: ev.clientY - box.top };
       handle.setPointerCapture?.(ev.pointerId);
@@ -134,8 +138,8 @@ export class SearchPanel {
     handle.addEventListener("pointerup", () => { start = null; });
   }
 
-  show() { this.root.hidden = false; this.scheduleDraw(); }
-  hide() { this.root.hidden = true; this.hoverCard.hidden = true; }
+  show() { if (this.host) this.host.open(); else this.root.hidden = false; this.scheduleDraw(); }
+  hide() { if (this.host) this.host.close(); else this.root.hidden = true; this.hoverCard.hidden = true; }
   close() { this.userHidden = true; this.hide(); }
   toggle() { if (this.root.hidden) this.show(); else this.hide(); }
 
@@ -187,7 +191,9 @@ export class SearchPanel {
     this.lightboxImg.src = url;
     this.lightboxText.textContent = `${caption} · click or Escape to close`;
     const box = this.root.getBoundingClientRect();   // over the visible part of the panel, wherever it is scrolled
-    Object.assign(this.lightbox.style, { left: `${box.left}px`, top: `${box.top}px`, width: `${box.width}px`, height: `${box.height}px` });
+    const top = Math.max(0, box.top);
+    const bottom = Math.min(window.innerHeight, box.bottom);   // a docked panel can be taller than the window
+    Object.assign(this.lightbox.style, { left: `${box.left}px`, top: `${top}px`, width: `${box.width}px`, height: `${Math.max(0, bottom - top)}px` });
     this.lightbox.hidden = false;
   }
 

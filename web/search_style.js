@@ -6,6 +6,10 @@ export const PANEL_CSS = `
   z-index: 1000; background: rgb(24,26,30); color: #ddd; border: 1px solid #444; border-radius: 6px;
   font: 13px/1.35 system-ui, sans-serif; box-shadow: 0 4px 18px rgba(0,0,0,0.5); resize: both; }
 .dsv-panel[hidden], .dsv-panel [hidden] { display: none !important; }
+/* Docked in the modern frontend's sidebar tab: the tab's full width, scrolled by the tab, no drag or resize. */
+.dsv-panel.dsv-docked { position: relative; top: auto; left: auto; width: auto; min-width: 0; max-height: none; overflow: visible;
+  z-index: auto; border: 0; border-radius: 0; box-shadow: none; resize: none; }
+.dsv-docked .dsv-header { cursor: default; }
 .dsv-header { display: flex; gap: 4px; align-items: center; padding: 5px 8px; background: #30343c; cursor: move;
   position: sticky; top: 0; z-index: 2; flex-wrap: wrap; }
 .dsv-heading { flex: 1; font-weight: 600; font-size: 14px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }

@@ -34,7 +34,7 @@ export function collapseSteps(parents, scores, columns) {
     if (next === undefined) return parents[s].slice();
     return parents[next - 1].map((_, i) => {
       let p = i;
-      for (let t = next - 1; t >= s; t--) p = parents[t][p];
+      for (let t = next - 1; t >= s && p >= 0; t--) p = parents[t][p];
       return p;
     });
   });
@@ -47,7 +47,7 @@ export function descendants(parents, s, p) {
   const out = [];
   for (let f = 0; f < (parents[last] || []).length; f++) {
     let a = f;
-    for (let t = last; t > s; t--) a = parents[t - 1][a];
+    for (let t = last; t > s && a >= 0; t--) a = parents[t - 1][a];
     if (a === p) out.push(f);
   }
   return out;
@@ -91,6 +91,7 @@ export function ancestryTree(run, item, { width = layout.width, rowHeight = null
   let edgeCount = 0;
   for (let s = 0; s + 1 < nSteps; s++) {
     parents[s].forEach((parent, child) => {
+      if (parent < 0) return;   // an empty slot (pruned beam): no edge
       const hot = path && path[s].has(parent) && path[s + 1].has(child);
       edges.appendChild(svgEl("path", {
         d: `M${x(s)},${y(parent)} C${x(s) + colW / 2},${y(parent)} ${x(s + 1) - colW / 2},${y(child)} ${x(s + 1)},${y(child)}`,

@@ -49,7 +49,7 @@ function startCounts(start, problems) {
 }
 
 /** A [item][particle] matrix of numbers (or nulls / ints in [0, n) with `index`), sized by the start event. */
-function checkMatrix(where, name, value, counts, problems, { nullable = true, index = false } = {}) {
+function checkMatrix(where, name, value, counts, problems, { nullable = true, index = false, empty = false } = {}) {
   if (value === null || value === undefined) {
     if (!nullable) problems.add(`${where}: ${name} is missing`);
     return;
@@ -64,9 +64,10 @@ function checkMatrix(where, name, value, counts, problems, { nullable = true, in
       problems.add(`${where}: ${name}[${b}] must hold ${counts.particles} values (one per particle), has ${Array.isArray(row) ? row.length : typeof row}`);
       return;
     }
-    const bad = index ? row.findIndex((v) => !isInt(v) || v < 0 || v >= counts.particles) : row.findIndex((v) => !numOrNull(v));
+    const low = empty ? -1 : 0;   // -1: an empty slot (a pruned beam holds fewer particles than slots)
+    const bad = index ? row.findIndex((v) => !isInt(v) || v < low || v >= counts.particles) : row.findIndex((v) => !numOrNull(v));
     if (bad >= 0) {
-      problems.add(`${where}: ${name}[${b}][${bad}] is ${JSON.stringify(row[bad])}; expected ${index ? `a particle index 0…${counts.particles - 1}` : "a number or null"}`);
+      problems.add(`${where}: ${name}[${b}][${bad}] is ${JSON.stringify(row[bad])}; expected ${index ? `a particle index ${low}…${counts.particles - 1}` : "a number or null"}`);
       return;
     }
   }
@@ -101,7 +102,7 @@ function checkEvent(ev, k, counts, problems) {
       }
       checkMatrix(where, "scores", ev.scores, counts, problems);
       checkMatrix(where, "weights", ev.weights, counts, problems);
-      checkMatrix(where, "ancestors", ev.ancestors, counts, problems, { index: true });
+      checkMatrix(where, "ancestors", ev.ancestors, counts, problems, { index: true, empty: true });
       checkMatrix(where, "counts", ev.counts, counts, problems);
       checkList(where, "ess", ev.ess, counts.items, problems);
       if (!numOrNull(ev.temperature ?? null)) problems.add(`${where}: temperature must be a number or null`);

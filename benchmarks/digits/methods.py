@@ -1,5 +1,8 @@
 """The experiment's methods as sampler nodes, at equal NFE: N particles x T steps of denoiser evaluations per latent.
 
+SoP, DSearch and DSearch-R have their sources' settings (the node exposes only N), which cost far more than N·T per
+particle (docs/search.md): they run N / 4 (SoP, DSearch-R) and N / 8 (DSearch) particles, at least one, and their rows
+report the NFE they spent. Progressive seed pruning costs exactly N·T at N particles (T a multiple of 4, N even).
 Local search with recurrence spends one extra NFE per guided step and particle, so it runs N / (1 + recur) particles;
 its verifier gradients (x0 mode: through the VAE decoder and the classifier, not the UNet) are counted apart as
 `grad_evals`. DFS gets the budget N·T and spends what its threshold asks for. Plain sampling is ComfyUI's own
@@ -9,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PRESETS = ("best_of_n", "fk", "das", "treeg", "svdd", "bfs")
+PRESETS = ("best_of_n", "fk", "das", "treeg", "svdd", "bfs", "sop", "dsearch", "dsearch_r", "seed_pruning")
+OWN_COST = {"sop": 4, "dsearch_r": 4, "dsearch": 8}   # particles = N // this: the source's settings cost more
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class Method:
         """Particles per latent that spend N·T NFE."""
         if self.kind in ("plain", "dfs"):
             return 1
+        if self.preset in OWN_COST and self.kind == "bfs":
+            return max(1, n // OWN_COST[self.preset])
         if self.local and self.recur:
             return max(1, n // (1 + settings.recur_steps))
         return n
@@ -74,6 +80,10 @@ METHODS = {m.name: m for m in (
     Method("treeg", "bfs", "treeg", label="TreeG"),
     Method("svdd", "bfs", "svdd", label="SVDD"),
     Method("bfs", "bfs", "bfs", label="BFS (paper)"),
+    Method("sop", "bfs", "sop", label="SoP (search over paths; its own NFE)"),
+    Method("dsearch", "bfs", "dsearch", label="DSearch (its own NFE)"),
+    Method("dsearch_r", "bfs", "dsearch_r", label="DSearch-R (its own NFE)"),
+    Method("seed_pruning", "bfs", "seed_pruning", label="progressive seed pruning"),
     Method("dfs", "dfs", label="DFS (backtracking)"),
     Method("local_guidance", "local", local=True, recur=False, label="local: guidance only (guide gradients)"),
     Method("local", "local", local=True, label="local: guidance + recurrence"),

@@ -147,3 +147,48 @@ class DiffusionSearchTestSampler:
 
 NODE_CLASS_MAPPINGS["DiffusionSearchTestSampler"] = DiffusionSearchTestSampler
 NODE_DISPLAY_NAME_MAPPINGS["DiffusionSearchTestSampler"] = "Test sampler"
+
+
+VERIFIER_HOOKS: dict = {}   # key -> callable(call number), run before each scoring call (Cancel, a fault)
+
+
+class SlowVerifier:
+    """A verifier that takes ``seconds`` per call of ``chunk_size`` images (a large reward model on a slow machine)."""
+
+    differentiable = False
+
+    def __init__(self, seconds: float, chunk_size: int, key: str):
+        self.seconds, self.chunk_size, self.key = float(seconds), int(chunk_size), key
+        self.name = f"slow({seconds:g} s per {chunk_size})"
+
+    def score(self, images, prompts=None, *, grad=False):
+        import time
+
+        calls = CAPTURED.setdefault(self.key, [])
+        calls.append((time.perf_counter(), images.shape[0]))
+        hook = VERIFIER_HOOKS.get(self.key)
+        if hook is not None:
+            hook(len(calls))
+        time.sleep(self.seconds)
+        return images.mean(dim=(1, 2, 3)).float()
+
+
+class DiffusionSearchTestSlowVerifier:
+    """SEARCH_VERIFIER that sleeps per call and logs each call in CAPTURED[key]; VERIFIER_HOOKS[key] runs first."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seconds": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 60.0}),
+                             "chunk_size": ("INT", {"default": 1, "min": 1, "max": 64}),
+                             "key": ("STRING", {"default": "slow"})}}
+
+    RETURN_TYPES = ("SEARCH_VERIFIER",)
+    FUNCTION = "load"
+    CATEGORY = "testing/diffusion_search"
+
+    def load(self, seconds, chunk_size, key):
+        return (SlowVerifier(seconds, chunk_size, key),)
+
+
+NODE_CLASS_MAPPINGS["DiffusionSearchTestSlowVerifier"] = DiffusionSearchTestSlowVerifier
+NODE_DISPLAY_NAME_MAPPINGS["DiffusionSearchTestSlowVerifier"] = "Test slow verifier"
