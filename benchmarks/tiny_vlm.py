@@ -2,6 +2,7 @@
 model folders for the tests, full-size ones (2B / 3B configs) in memory for the GPU check."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -88,8 +89,7 @@ def build_qwen2_vl(generator: torch.Generator, *, family: str = "qwen2_vl", size
                     video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
                     vision_end_token_id=ids["<|vision_end|>"], eos_token_id=ids["<|im_end|>"],
                     pad_token_id=ids["<|endoftext|>"], tie_word_embeddings=full)
-    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))  # transformers inits from the global RNG
-    with torch.device(device):
+    with _global_rng_from(generator, device), torch.device(device):
         model = Model(config).to(dtype)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -102,6 +102,16 @@ def build_qwen2_vl(generator: torch.Generator, *, family: str = "qwen2_vl", size
     processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                  video_processor=Qwen2VLVideoProcessor(), chat_template=QWEN_CHAT_TEMPLATE)
     return model, processor
+
+
+@contextlib.contextmanager
+def _global_rng_from(generator: torch.Generator, device="cpu"):
+    """transformers initialises weights from the global RNG: seed it from `generator` inside a fork of the RNG state,
+    so that the caller's global RNG is left as it was."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
+        yield
 
 
 def _on(generator: torch.Generator, device: torch.device) -> torch.Generator:
@@ -136,8 +146,8 @@ def build_llava(generator: torch.Generator):
                          image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
                          vision_feature_select_strategy="default", vision_feature_layer=-2,
                          pad_token_id=tokenizer.convert_tokens_to_ids("<pad>"), tie_word_embeddings=False)
-    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))  # transformers inits from the global RNG
-    model = LlavaForConditionalGeneration(config)
+    with _global_rng_from(generator):
+        model = LlavaForConditionalGeneration(config)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "norm" not in name:
@@ -175,8 +185,8 @@ def build_idefics3(generator: torch.Generator):
             "max_position_embeddings": 512, "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
     config = Idefics3Config(vision_config=vision, text_config=text, scale_factor=2,
                             image_token_id=tokenizer.convert_tokens_to_ids("<image>"), tie_word_embeddings=False)
-    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))  # transformers inits from the global RNG
-    model = Idefics3ForConditionalGeneration(config)
+    with _global_rng_from(generator):
+        model = Idefics3ForConditionalGeneration(config)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "norm" not in name:

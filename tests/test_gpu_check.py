@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+# it boots ComfyUI (in a subprocess, so no comfy fixture marks it): out of the fast loop
+pytestmark = pytest.mark.comfyui
 
 
 def test_gpu_check_smoke_runs_every_section_and_writes_json(tmp_path):

@@ -132,6 +132,12 @@ def test_missing_folder_shard_and_pickled_weights(vlm_folders, tmp_path):
         verifiers.load("vlm", folder)
 
 
+def test_the_folder_above_a_model_names_the_model_folder_inside(vlm_folders):
+    expected = r"config.json.*folder above a model.*inside it \(idefics3, llava, qwen2_5_vl and 1 more\)"
+    with pytest.raises(MissingWeightsError, match=expected):
+        verifiers.load("vlm", vlm_folders["qwen2_vl"].parent)
+
+
 def test_a_folder_of_another_model_kind_is_named_as_such(tmp_path):
     from verifier_fixtures import write_pickscore_folder
     folder = write_pickscore_folder(tmp_path / "clip", torch.Generator().manual_seed(0))

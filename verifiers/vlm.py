@@ -162,7 +162,15 @@ def check_vlm_folder(folder: str | Path) -> dict:
     if not folder.is_dir():
         raise MissingWeightsError(folder.name, SUBFOLDER, SOURCE, looked_in=str(folder))
     if not (folder / "config.json").is_file():
-        raise _missing("config.json", folder)
+        error = _missing("config.json", folder)
+        # a folder one level too high (models/vlm/ itself, a download's parent, a hub cache's models--*/snapshots/*)
+        inner = sorted(str(p.parent.relative_to(folder)) for pattern in ("*/config.json", "*/snapshots/*/config.json")
+                       for p in folder.glob(pattern))
+        if inner:
+            more = f" and {len(inner) - 3} more" if len(inner) > 3 else ""
+            error.message += (f" {folder} is the folder above a model: pick the model folder inside it "
+                              f"({', '.join(inner[:3])}{more})")
+        raise error
     try:
         config = json.loads((folder / "config.json").read_text())
     except ValueError as error:
