@@ -14,8 +14,9 @@
 #       --exclude=./temp --exclude=./user --exclude=__pycache__ .) | (cd .gpu/comfyui && tar xf -)
 #   du -sh .gpu    # about 17 MB (ComfyUI 0.3.64 + 2.4 MB of wheels); with the tracked tree about 50 of the 64 MiB
 # Then one device call: run(command="bash benchmarks/gpu_check_device.sh", carry=[".gpu"], timeout_s=590).
-# Rehearsal on a CPU (no device time): PYTHON=/path/to/venv/python FORCE_AV_STUB=1 SITE=/tmp/gpu-site-$USER \
-#   OUT=/tmp/gpu-out bash benchmarks/gpu_check_device.sh --smoke --threads 1
+# Rehearsal on a CPU (no device time; HIDE_MISSING=1 hides from Python the packages the device image lacks):
+#   PYTHON=/path/to/venv/python FORCE_AV_STUB=1 HIDE_MISSING=1 SITE=/tmp/gpu-site OUT=/tmp/gpu-out \
+#   bash benchmarks/gpu_check_device.sh --smoke --threads 1
 set -o pipefail
 PY=${PYTHON:-python3}
 OUT=${OUT:-/tmp/gpu_check_out}
@@ -29,6 +30,18 @@ if [ -n "$FORCE_AV_STUB" ] || ! $PY -c "import av" 2>/dev/null; then
   printf 'class SubtitleStream: pass\n' > "$SITE/av/subtitles/stream.py"
   : > "$SITE/av/subtitles/__init__.py"
   printf 'from . import container, subtitles\n__version__ = "0-stub"\ndef open(*a, **k):\n    raise RuntimeError("PyAV is a stub here: no video")\n' > "$SITE/av/__init__.py"
+fi
+rm -f "$SITE/sitecustomize.py"
+if [ -n "$HIDE_MISSING" ]; then
+  # what ComfyUI 0.3.64 lists that the device image has not and that is not carried: the path finder finds none
+  cat > "$SITE/sitecustomize.py" <<'EOF'
+from importlib.machinery import PathFinder
+HIDDEN = {"comfyui_frontend_package", "comfyui_workflow_templates", "comfyui_embedded_docs", "alembic", "sqlalchemy",
+          "kornia", "spandrel", "pydantic", "pydantic_settings", "pydantic_core"}
+_find_spec = PathFinder.find_spec.__func__
+PathFinder.find_spec = classmethod(lambda cls, name, path=None, target=None: None if name.split(".")[0] in HIDDEN
+                                   else _find_spec(cls, name, path, target))
+EOF
 fi
 export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
