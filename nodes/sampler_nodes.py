@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import widgets
-from .search_sampler import ScoringSpec, SearchPlan, make_search_sampler
+from ..bridge.search_sampler import ScoringSpec, SearchPlan, make_search_sampler
 
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 

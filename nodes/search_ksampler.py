@@ -6,9 +6,10 @@ import logging
 
 import torch
 
-from . import compat, widgets
-from .latents import check_search_inputs
-from .search_sampler import ScoringSpec, SearchOutcome, SearchPlan, make_search_sampler
+from . import widgets
+from ..bridge import compat
+from ..bridge.latents import check_search_inputs
+from ..bridge.search_sampler import ScoringSpec, SearchOutcome, SearchPlan, make_search_sampler
 
 log = logging.getLogger(__name__)
 
