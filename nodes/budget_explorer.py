@@ -13,7 +13,7 @@ from . import widgets
 from ..bridge import compat
 from .budget_report import Run, markdown_table, plot_image
 from .search_ksampler import DFS, _latent_samples, _plan, run_search
-from ..bridge.search_sampler import ScoringSpec
+from ..bridge.plan import ScoringSpec
 
 log = logging.getLogger(__name__)
 

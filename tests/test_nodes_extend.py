@@ -183,8 +183,7 @@ def test_ksampler_search_extends_too(comfy, tiny_graph, states):
 
 
 def test_keys_follow_content_and_an_input_too_deep_is_not_kept(comfy):
-    module = import_module(f"{comfy.pack.__name__}.bridge.search_state")
-    extension = import_module(f"{comfy.pack.__name__}.bridge.extension")
+    module = import_module(f"{comfy.pack.__name__}.bridge.state_key")
     a = {"cond": [{"c": torch.ones(2, 3)}], "cfg": 3.0}
     same = {"cfg": 3.0, "cond": [{"c": torch.ones(2, 3)}]}          # other objects, same content
     other = {"cond": [{"c": torch.ones(2, 3) * (1 + 1e-6)}], "cfg": 3.0}
@@ -195,7 +194,7 @@ def test_keys_follow_content_and_an_input_too_deep_is_not_kept(comfy):
         node = node["next"]
     with pytest.raises(module.KeyTooComplex):
         module.state_key(x=deep)
-    assert extension.safe_key(None, None, None, None, None, None, None, 0, "eps") is None   # never fails a search
+    assert module.safe_key(None, None, None, None, None, None, None, 0, "eps") is None   # never fails a search
 
 
 def _edit_json(field, value):
