@@ -12,7 +12,7 @@ from bridge_support import REPO, TinyBase, TinyDenoiser, TinyVAE, pack_module, p
 SIGMAS = torch.tensor([6.0, 3.0, 1.5, 0.7, 0.3, 0.0])
 
 
-def _plan(algorithm="bfs", particles=3, preset="bfs", nfe_budget=None, seed_verifier=None):
+def _plan(algorithm="bfs", particles=3, preset="bfs", nfe_budget=None):
     plan = pack_module("bridge.plan")
     presets = pack_module("search_core.presets")
     config = pack_module("search_core.config")
