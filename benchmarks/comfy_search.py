@@ -205,7 +205,7 @@ def free_memory_for_one_row(runtime, pixels: int):
     """ComfyUI reports just the free memory one particle row needs (by the pack's own policy), as on a card where
     only plain sampling of one image fits: the search then runs its particles one after another."""
     mm = sys.modules["comfy.model_management"]
-    memory = sys.modules[f"{runtime.pack.__name__}.nodes.memory"]
+    memory = sys.modules[f"{runtime.pack.__name__}.bridge.memory"]
     model = next(e.model.model for e in mm.current_loaded_models
                  if e.model is not None and hasattr(e.model.model, "memory_required"))
     fixed, per_row = memory._linear_estimate(model, (4, pixels // 8, pixels // 8))

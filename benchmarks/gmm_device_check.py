@@ -6,7 +6,8 @@ import json
 
 import torch
 
-from search_core import DFSConfig, LangevinConfig, SearchResult, sample_bfs, sample_dfs, sample_local, PRESETS
+from search_core import (DFSConfig, LangevinConfig, SearchResult, get_preset, sample_bfs, sample_dfs, sample_local,
+                         PRESETS)
 from search_core.testbed import LinearReward, standard_mixture
 
 from .gmm_setup import sigma_schedule
@@ -26,7 +27,8 @@ def contract_on(device: str, gen_device: str, noise_form: str) -> dict:
         runs = []
         for _ in range(2):
             res = SearchResult()
-            y = sample_bfs(model, x, sigmas, score_fn=reward, n_particles=8, preset=name, noise_form=noise_form,
+            y = sample_bfs(model, x, sigmas, score_fn=reward, n_particles=8, config=get_preset(name),
+                           noise_form=noise_form,
                            generator=torch.Generator(device=gen_device).manual_seed(3), result=res, max_batch=16)
             runs.append(y)
         json.loads(res.to_json())

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from search_core import sample_bfs
+from search_core import get_preset, sample_bfs
 from search_core.testbed import GaussianMixture, LinearReward
 
 from .gmm_setup import sigma_schedule
@@ -57,7 +57,8 @@ def speed_check(n_particles: int = 64, n_steps: int = 50, repeats: int = 7, dim:
             if name == "plain":
                 plain_euler_ancestral(model, xs, sigmas, gen)
             else:
-                sample_bfs(model, x, sigmas, score_fn=reward, generator=gen, n_particles=n_particles, preset=name)
+                sample_bfs(model, x, sigmas, score_fn=reward, generator=gen, n_particles=n_particles,
+                           config=get_preset(name))
             sync()
             timings[name].append(clock() - start)
     med = {k: min(v) for k, v in timings.items()}  # min: robust to other processes sharing the cores

@@ -9,10 +9,11 @@ import json
 import logging
 import time
 
-from . import compat, widgets
+from . import widgets
+from ..bridge import compat
 from .budget_report import Run, markdown_table, plot_image
 from .search_ksampler import DFS, _latent_samples, _plan, run_search
-from .search_sampler import ScoringSpec
+from ..bridge.plan import ScoringSpec
 
 log = logging.getLogger(__name__)
 

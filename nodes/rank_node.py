@@ -5,7 +5,7 @@ import json
 
 import torch
 
-from . import compat
+from ..bridge import compat
 from .verifier_nodes import CATEGORY, VERIFIER_TYPE
 
 DEFAULT_CHUNK = 8  # images per verifier call for verifiers that do not say (plain objects with .score)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from . import widgets
-from .search_sampler import ScoringSpec, SearchPlan, make_search_sampler
+from ..bridge.ksampler import make_search_sampler
+from ..bridge.plan import ScoringSpec, SearchPlan
 
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 

@@ -6,9 +6,12 @@ import logging
 
 import torch
 
-from . import compat, widgets
-from .latents import check_search_inputs
-from .search_sampler import ScoringSpec, SearchOutcome, SearchPlan, make_search_sampler
+from . import widgets
+from ..bridge import compat
+from ..bridge.latents import check_search_inputs
+from ..bridge.call import SearchOutcome
+from ..bridge.ksampler import make_search_sampler
+from ..bridge.plan import ScoringSpec, SearchPlan
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +89,8 @@ def run_search(model, seed, steps, cfg, scheduler, positive, negative, latent_im
     """KSampler's path with a search SAMPLER: (samples, SearchOutcome). callback(step, x0, x, total_steps) or None
     for ComfyUI's previews and step progress bar."""
     latents = compat.fix_empty_latent_channels(model, _latent_samples(latent_image))
-    outcome = SearchOutcome()
-    sampler = make_search_sampler(plan, outcome)
+    outcomes = []
+    sampler = make_search_sampler(plan, outcomes.append)
     # before any sampling work, after any fix of empty latents (comfy.sample.fix_empty_latent_channels)
     check_search_inputs(model.model, latents, plan.scoring.vae)
     sigmas = compat.calculate_sigmas(model, scheduler, int(steps), float(denoise))
@@ -96,7 +99,7 @@ def run_search(model, seed, steps, cfg, scheduler, positive, negative, latent_im
         callback = compat.preview_callback(model, sigmas.shape[-1] - 1, {})
     samples = compat.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latents,
                                    noise_mask=latent_image.get("noise_mask"), callback=callback, seed=int(seed))
-    return samples, outcome
+    return samples, outcomes[-1]
 
 
 def _latent_samples(latent_image) -> torch.Tensor:
@@ -127,7 +130,7 @@ def _outputs(latent_image, samples, outcome: SearchOutcome):
     best.pop("noise_mask", None)
     candidates = dict(best)
     scores = {"rewards": [], "order": [], "nfe": 0}
-    if result is not None and outcome.candidates is not None:
+    if outcome.candidates is not None:
         order = result.order.to(torch.long).cpu()
         ranked = torch.stack([outcome.candidates[b][order[b]] for b in range(order.shape[0])])
         candidates["samples"] = ranked.reshape(-1, *ranked.shape[2:]).to(samples.device)
@@ -136,5 +139,4 @@ def _outputs(latent_image, samples, outcome: SearchOutcome):
                   "order": order.tolist(), "nfe": int(result.nfe), "nfe_per_item": list(result.nfe_per_item),
                   "grad_evals": int(result.grad_evals)}
         candidates.pop("batch_index", None)
-    trace = result.to_json() if result is not None else json.dumps({"version": 1, "events": []})
-    return (best, candidates, json.dumps(scores), trace)
+    return (best, candidates, json.dumps(scores), result.to_json())

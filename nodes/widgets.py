@@ -5,7 +5,7 @@ import math
 
 from ..search_core.config import DELTA_SCHEDULES, GRAD_MODES, RESAMPLINGS, SCORINGS, TEMPERATURES
 from ..search_core.presets import BASELINES, PRESETS
-from .video import AGGREGATES, DECODERS, VideoScoring
+from ..bridge.video import AGGREGATES, DECODERS, VideoScoring
 
 VERIFIER_TYPE = "SEARCH_VERIFIER"
 LOCAL_SEARCH_TYPE = "DIFFUSION_SEARCH_LOCAL"

@@ -26,14 +26,15 @@ log = logging.getLogger(__name__)
 SELECT_FOR = ("final", "resample_and_final")
 
 
-def resolve_config(config: BFSConfig | None, preset: str | None) -> BFSConfig:
-    """The config to run: an explicit ``config`` wins; else the named preset; else the paper's BFS."""
-    if config is not None:
-        if not isinstance(config, (BFSConfig, SoPConfig, BeamConfig)):
-            raise ValueError(f"config must be a BFSConfig (or a baseline's SoPConfig / BeamConfig), got "
-                             f"{type(config).__name__}")
-        return config.validate()
-    return get_preset(preset or "bfs")
+def resolve_config(config: BFSConfig | SoPConfig | BeamConfig | None) -> BFSConfig | SoPConfig | BeamConfig:
+    """The config to run: ``config``, or the paper's BFS when None (a preset by name: ``presets.get_preset``)."""
+    if config is None:
+        return get_preset("bfs")
+    if not isinstance(config, (BFSConfig, SoPConfig, BeamConfig)):
+        hint = f"; for a preset by name use config=get_preset({config!r})" if isinstance(config, str) else ""
+        raise ValueError(f"config must be a BFSConfig (or a baseline's SoPConfig / BeamConfig), got "
+                         f"{type(config).__name__}{hint}")
+    return config.validate()
 
 
 def _config_dict(config: BFSConfig, resample_at, local, n_steps, select_for, dual) -> dict:
@@ -45,19 +46,21 @@ def _config_dict(config: BFSConfig, resample_at, local, n_steps, select_for, dua
 
 
 def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *, score_fn, generator,
-               n_particles: int = 4, config: BFSConfig | None = None, preset: str | None = None, select_fn=None,
+               n_particles: int = 4, config: BFSConfig | SoPConfig | BeamConfig | None = None, select_fn=None,
                select_for: str = "final", local: LangevinConfig | None = None, guide_fn=None,
                noise_form: str = "eps", eta: float = 1.0, max_batch: int | None = None, on_event=None,
                result: SearchResult | None = None, start_x0: torch.Tensor | None = None,
                algorithm: str = "bfs", streams=None) -> torch.Tensor:
     """BFS over N particles per item; returns the selected sample of each item [B, ...].
 
+    ``config``: a ``BFSConfig`` (a preset: ``get_preset(name)``; None: the paper's BFS) or a baseline's ``SoPConfig``
+    / ``BeamConfig``.
     ``start_x0``: the clean latent the start noise was added to (img2img); fresh particles start from
     a(σ0)·start_x0 + σ0·ε (zeros when None: text-to-image). ``streams`` (``ParticleStreams``, B x N rows):
     particle noise from per-particle streams, so a particle's path does not depend on N (extension, search_core/extend.py);
     resampling still draws from ``generator``.
     """
-    config = resolve_config(config, preset)
+    config = resolve_config(config)
     if not isinstance(config, BFSConfig):
         return _baseline(config, model, x, sigmas, extra_args, callback, disable, score_fn=score_fn,
                          generator=generator, n_particles=n_particles, select_fn=select_fn, select_for=select_for,

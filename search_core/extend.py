@@ -11,10 +11,24 @@ With per-particle streams (``streams.ParticleStreams``) a particle's path does n
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .config import BFSConfig
-from .trace import SearchResult
+from .streams import ParticleStreams
+from .trace import SearchResult, Trace
+
+DFS_PREFIX = "dfs."   # kept tensors of a DFS's resume state (``SearchResult.state``)
+MERGED = ("particles", "rewards", "samples", "selected", "nfe_per_item")   # what a BFS extension merges with
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A finished search that a larger budget continues: its budget and its kept tensors (``kept_tensors``)."""
+
+    budget: int
+    tensors: dict
 
 
 def is_exact_bfs(config: BFSConfig) -> bool:
@@ -58,3 +72,46 @@ def merge_populations(previous: dict, result: SearchResult, exact: bool) -> Sear
     added = torch.as_tensor(result.nfe_per_item, dtype=torch.long)
     result.nfe_per_item = (previous["nfe_per_item"] + added).tolist()
     return result
+
+
+def kept_tensors(result: SearchResult) -> dict:
+    """What to keep of a finished search to extend it later: ``result_tensors`` and DFS's resume state (CPU)."""
+    tensors = result_tensors(result)
+    if result.algorithm == "dfs" and result.state is not None:
+        tensors.update({DFS_PREFIX + k: v.detach().cpu() for k, v in result.state.items()
+                        if isinstance(v, torch.Tensor)})
+    return tensors
+
+
+def extend_particles(search_fn, model, x, sigmas, extra_args=None, callback=None, disable=None, *, seed: int,
+                     budget: int, exact: bool, earlier: Earlier | None = None, result: SearchResult,
+                     on_event=None, **kwargs) -> torch.Tensor:
+    """BFS / local search: run the particles ``earlier`` lacks (its budget .. budget-1, on their own streams), then
+    merge both populations (``merge_populations``) and emit ``extend``; without ``earlier`` the whole search."""
+    first = 0 if earlier is None else earlier.budget
+    samples = search_fn(model, x, sigmas, extra_args, callback, disable, n_particles=budget - first,
+                        streams=ParticleStreams(seed, x.shape[0], budget - first, first), on_event=on_event,
+                        result=result, **kwargs)
+    if earlier is None:
+        return samples
+    merge_populations({k: earlier.tensors[k] for k in MERGED if k in earlier.tensors}, result, exact)
+    Trace.continuing(result, on_event).emit(
+        "extend", from_budget=earlier.budget, budget=budget, exact=exact, rewards=result.rewards,
+        selected=result.selected, order=result.order, nfe=result.nfe, nfe_per_item=result.nfe_per_item)
+    return result.samples.to(samples)
+
+
+def extend_dive(search_fn, model, x, sigmas, extra_args=None, callback=None, disable=None, *, seed: int,
+                budget: int, exact: bool, earlier: Earlier | None = None, result: SearchResult, on_event=None,
+                **kwargs) -> torch.Tensor:
+    """DFS: resume the items of ``earlier`` that wanted to backtrack (``sample_dfs(resume=...)``), one stream per
+    item; without ``earlier`` the whole search. Exact; the budget is the config's ``nfe_budget``."""
+    if earlier is not None:
+        kwargs["resume"] = {**{k[len(DFS_PREFIX):]: v for k, v in earlier.tensors.items()
+                               if k.startswith(DFS_PREFIX)}, "budget": earlier.budget}
+    return search_fn(model, x, sigmas, extra_args, callback, disable, streams=ParticleStreams(seed, x.shape[0]),
+                     on_event=on_event, result=result, **kwargs)
+
+
+# How each algorithm grows a finished search: more particles (BFS, local search) or more dives (DFS).
+STRATEGIES = {"bfs": extend_particles, "local": extend_particles, "dfs": extend_dive}

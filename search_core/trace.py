@@ -67,6 +67,13 @@ class Trace:
         self.result.events = []
         self.on_event = on_event
 
+    @classmethod
+    def continuing(cls, result: SearchResult, on_event=None) -> "Trace":
+        """A trace that appends to a finished ``result``'s events (an extension's ``extend`` event after ``final``)."""
+        trace = cls.__new__(cls)
+        trace.algorithm, trace.result, trace.on_event = result.algorithm, result, on_event
+        return trace
+
     def emit(self, event_type: str, **fields) -> dict:
         event = {"type": event_type, "algorithm": self.algorithm}
         for key, value in fields.items():

@@ -136,7 +136,7 @@ def test_search_through_ksampler_search(comfy, family, algorithm):
 def _finite_difference_check(comfy, results):
     """A sampler function that compares d <D(x), v> / d x through the pack's differentiable denoiser with a central
     finite difference, where ComfyUI hands a sampler its wrapped model (CFG, conditioning and all)."""
-    compat = importlib.import_module(f"{comfy.pack.__name__}.nodes.compat")
+    compat = importlib.import_module(f"{comfy.pack.__name__}.bridge.compat")
 
     def check(model, x, sigmas, extra_args=None, callback=None, disable=None, **_):
         extra_args = extra_args or {}

@@ -62,8 +62,8 @@ def _chosen(events):
 @pytest.fixture
 def states(comfy, monkeypatch):
     monkeypatch.setenv("DIFFUSION_SEARCH_REUSE", "1")   # the harness turns extension off for the other tests
-    module = import_module(f"{comfy.pack.__name__}.nodes.search_state")
-    folder = Path(import_module(f"{comfy.pack.__name__}.nodes.compat").state_folder())
+    module = import_module(f"{comfy.pack.__name__}.bridge.search_state")
+    folder = Path(import_module(f"{comfy.pack.__name__}.bridge.compat").state_folder())
     module.CACHE.clear()
     shutil.rmtree(folder, ignore_errors=True)
     yield module, folder
@@ -151,7 +151,7 @@ def test_saved_state_is_reloaded_after_a_restart(comfy, tiny_graph, states):
 
 
 def test_cache_is_bounded_by_bytes(comfy):
-    module = import_module(f"{comfy.pack.__name__}.nodes.search_state")
+    module = import_module(f"{comfy.pack.__name__}.bridge.search_state")
     cache = module.StateCache(max_bytes=3 * 4096)
     for index in range(5):
         cache.put(module.SearchState(f"k{index}", "bfs", 2, {"x": torch.zeros(1024)}, {}))
@@ -183,8 +183,7 @@ def test_ksampler_search_extends_too(comfy, tiny_graph, states):
 
 
 def test_keys_follow_content_and_an_input_too_deep_is_not_kept(comfy):
-    module = import_module(f"{comfy.pack.__name__}.nodes.search_state")
-    extension = import_module(f"{comfy.pack.__name__}.nodes.extension")
+    module = import_module(f"{comfy.pack.__name__}.bridge.state_key")
     a = {"cond": [{"c": torch.ones(2, 3)}], "cfg": 3.0}
     same = {"cfg": 3.0, "cond": [{"c": torch.ones(2, 3)}]}          # other objects, same content
     other = {"cond": [{"c": torch.ones(2, 3) * (1 + 1e-6)}], "cfg": 3.0}
@@ -195,7 +194,7 @@ def test_keys_follow_content_and_an_input_too_deep_is_not_kept(comfy):
         node = node["next"]
     with pytest.raises(module.KeyTooComplex):
         module.state_key(x=deep)
-    assert extension.safe_key(None, None, None, None, None, None, None, 0, "eps") is None   # never fails a search
+    assert module.safe_key(None, None, None, None, None, None, None, 0, "eps") is None   # never fails a search
 
 
 def _edit_json(field, value):
@@ -264,7 +263,7 @@ def test_a_bad_cache_size_setting_warns_and_uses_the_default(comfy, monkeypatch,
     """DIFFUSION_SEARCH_CACHE_MB = abc / empty / nan / inf / -1: a warning and 256 MiB, and the module still imports
     (its cache is made at import: an error there would keep every node of the pack from loading)."""
     import importlib.util
-    module = import_module(f"{comfy.pack.__name__}.nodes.search_state")
+    module = import_module(f"{comfy.pack.__name__}.bridge.search_state")
     for bad in ("abc", "", "nan", "inf", "-1"):
         monkeypatch.setenv("DIFFUSION_SEARCH_CACHE_MB", bad)
         caplog.clear()

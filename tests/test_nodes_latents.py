@@ -95,7 +95,7 @@ def test_video_models_take_5d_latents_and_image_models_do_not(comfy):
     """The one latent check knows video latent formats (modern ComfyUI: latent_dimensions == 3)."""
     import importlib
     from types import SimpleNamespace
-    latents = importlib.import_module(f"{comfy.pack.__name__}.nodes.latents")
+    latents = importlib.import_module(f"{comfy.pack.__name__}.bridge.latents")
     formats = importlib.import_module("comfy.latent_formats")
     image_model = SimpleNamespace(latent_format=formats.SD15())
     latents.check_latent(image_model, torch.zeros(2, 4, 8, 8))

@@ -9,7 +9,7 @@ from test_nodes_search import _bfs, _custom_graph
 
 
 def _memory(comfy):
-    return sys.modules[f"{comfy.pack.__name__}.nodes.memory"]
+    return sys.modules[f"{comfy.pack.__name__}.bridge.memory"]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_free_memory_is_counted_as_comfyuis_own_sampler_counts_it(comfy, tiny_ba
     the search batches by the same count, or it would run particles in needlessly small calls."""
     mm = importlib.import_module("comfy.model_management")
     model_patcher = importlib.import_module("comfy.model_patcher")
-    compat = sys.modules[f"{comfy.pack.__name__}.nodes.compat"]
+    compat = sys.modules[f"{comfy.pack.__name__}.bridge.compat"]
     memory = _memory(comfy)
     cpu = torch.device("cpu")
     if not hasattr(model_patcher.ModelPatcher, "get_free_memory"):   # 2024 and 0.3.x: the memory manager

@@ -10,7 +10,7 @@ from comfy_harness import ComfyExecutionError
 
 
 def _pack_module(comfy, name):
-    return sys.modules[f"{comfy.pack.__name__}.nodes.{name}"]
+    return sys.modules[f"{comfy.pack.__name__}.bridge.{name}"]
 
 
 def _colour_batch(colours):

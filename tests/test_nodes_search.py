@@ -180,8 +180,8 @@ def test_zero_particles_is_rejected(comfy, tiny_graph):
 
 def test_wrong_vae_type_names_the_fix(comfy):
     from importlib import import_module
-    search_sampler = import_module(f"{comfy.pack.__name__}.nodes.search_sampler")
-    spec = search_sampler.ScoringSpec(vae=torch.zeros(1), guide_verifier=object())
+    plan = import_module(f"{comfy.pack.__name__}.bridge.plan")
+    spec = plan.ScoringSpec(vae=torch.zeros(1), guide_verifier=object())
     with pytest.raises(ValueError, match="ComfyUI VAE"):
         spec.validate()
 

@@ -13,7 +13,7 @@ SEARCH_NODES = ("DiffusionSearchBFSSampler", "DiffusionSearchDFSSampler", "Diffu
 
 
 def _video(comfy):
-    return sys.modules[f"{comfy.pack.__name__}.nodes.video"]
+    return sys.modules[f"{comfy.pack.__name__}.bridge.video"]
 
 
 def test_frame_rewards_aggregate_and_temporal_term(comfy):
@@ -118,7 +118,7 @@ def test_search_on_wan_video_latents(comfy, wan, algorithm):
 
 def test_wan_vae_frames_and_the_first_frame_is_exact(comfy, wan):
     """Chosen frames decoded one by one through the real Wan VAE: the first equals the causal decode's first."""
-    scoring = sys.modules[f"{comfy.pack.__name__}.nodes.scoring"]
+    scoring = sys.modules[f"{comfy.pack.__name__}.bridge.scoring"]
     video = _video(comfy)
     with torch.inference_mode():
         unet = comfy.node_classes["UNETLoader"]().load_unet(wan["wan_unet"], "default")[0]
@@ -138,7 +138,7 @@ def test_wan_vae_frames_and_the_first_frame_is_exact(comfy, wan):
 def test_wan_vae_gradient_reaches_the_video_latent(comfy, wan):
     """Local search's guide path through the Wan VAE: the Wan latent format's inference-mode mean/std tensors do not
     block autograd, the reward matches the plain one, and a small step along the gradient raises it."""
-    scoring = sys.modules[f"{comfy.pack.__name__}.nodes.scoring"]
+    scoring = sys.modules[f"{comfy.pack.__name__}.bridge.scoring"]
     with torch.inference_mode():
         unet = comfy.node_classes["UNETLoader"]().load_unet(wan["wan_unet"], "default")[0]
         vae = comfy.node_classes["VAELoader"]().load_vae(wan["wan_vae"])[0]

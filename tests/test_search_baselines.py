@@ -248,7 +248,7 @@ def test_select_verifier_picks_and_local_search_is_refused():
         assert torch.allclose(other(out), res.rewards[torch.arange(3), res.selected])
     from search_core import LangevinConfig
     with pytest.raises(ValueError, match="local search cannot be attached"):
-        sample_bfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator(), preset="sop",
+        sample_bfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator(), config=get_preset("sop"),
                    local=LangevinConfig())
 
 
@@ -289,7 +289,7 @@ def test_a_further_population_starts_from_new_seeds():
     for first in (0, 2):
         res = SearchResult()
         sample_bfs(first_call, x, sigmas, score_fn=REWARD, generator=torch.Generator().manual_seed(0), n_particles=2,
-                   preset="seed_pruning", result=res, streams=ParticleStreams(4, 3, 2, first))
+                   config=get_preset("seed_pruning"), result=res, streams=ParticleStreams(4, 3, 2, first))
         results.append(res)
     a, b = (s.reshape(3, 4, 2) for s in starts)
     assert not any(torch.equal(a[i, j], b[i, k]) for i in range(3) for j in range(4) for k in range(4))

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from search_core import PRESETS, BFSConfig, SearchResult, sample_bfs
+from search_core import PRESETS, BFSConfig, SearchResult, get_preset, sample_bfs
 from search_core.noise import ancestral_step, randn_like
 from search_core.testbed import LinearReward, standard_mixture
 
@@ -25,7 +25,7 @@ def test_contract_of_every_preset(preset, noise_form):
     model, x, sigmas = _setup(noise_form=noise_form)
     res, events = SearchResult(), []
     out = sample_bfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator().manual_seed(1), n_particles=4,
-                     preset=preset, noise_form=noise_form, on_event=events.append, result=res)
+                     config=get_preset(preset), noise_form=noise_form, on_event=events.append, result=res)
     assert out.shape == x.shape and torch.isfinite(out).all()
     assert res.nfe == 3 * 4 * 8 and res.nfe_per_item == [32, 32, 32]
     assert res.particles.shape == (3, 4, 2) and res.rewards.shape == (3, 4) and res.order.shape == (3, 4)
@@ -50,14 +50,14 @@ def test_contract_of_every_preset(preset, noise_form):
 def test_same_generator_same_output_and_different_seed_differs():
     model, x, sigmas = _setup()
     runs = [sample_bfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator().manual_seed(s),
-                       n_particles=5, preset="fk") for s in (7, 7, 8)]
+                       n_particles=5, config=get_preset("fk")) for s in (7, 7, 8)]
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
 
 
 def test_one_particle_is_the_plain_ancestral_sampler():
     model, x, sigmas = _setup()
     out = sample_bfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator().manual_seed(3), n_particles=1,
-                     preset="best_of_n")
+                     config=get_preset("best_of_n"))
     g, ref = torch.Generator().manual_seed(3), x.clone()
     for i in range(8):
         ref = ancestral_step(ref, model(ref, sigmas[i].expand(3)), float(sigmas[i]), float(sigmas[i + 1]),

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from search_core import DFSConfig, LangevinConfig, sample_bfs, sample_dfs, sample_local
+from search_core import DFSConfig, LangevinConfig, get_preset, sample_bfs, sample_dfs, sample_local
 from search_core.chunking import rows_per_call, run_chunked
 from search_core.testbed import LinearReward, standard_mixture
 
@@ -31,7 +31,7 @@ def _run(sampler, max_batch, seed=3, n_items=5, **options):
 
 
 SAMPLERS = {
-    "bfs": (sample_bfs, dict(score_fn=REWARD, n_particles=16, preset="bfs")),
+    "bfs": (sample_bfs, dict(score_fn=REWARD, n_particles=16, config=get_preset("bfs"))),
     "dfs": (sample_dfs, dict(score_fn=REWARD, n_items=12,
                             config=DFSConfig(delta=0.5, backtrack_steps=2, nfe_budget=12))),
     "local": (sample_local, dict(guide_fn=REWARD, n_particles=8, config=LangevinConfig(steps=1, mu=0.1,

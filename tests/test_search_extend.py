@@ -26,7 +26,7 @@ def _bfs(n, first=0, preset="best_of_n", n_items=3):
     model, x, sigmas = _setup(n_items)
     res = SearchResult()
     sample_bfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator().manual_seed(first + 1), n_particles=n,
-               preset=preset, result=res, streams=ParticleStreams(SEED, n_items, n, first))
+               config=get_preset(preset), result=res, streams=ParticleStreams(SEED, n_items, n, first))
     return res
 
 

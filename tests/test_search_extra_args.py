@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from search_core import DFSConfig, LangevinConfig, sample_bfs, sample_dfs
+from search_core import DFSConfig, LangevinConfig, get_preset, sample_bfs, sample_dfs
 
 STEPS = 6
 
@@ -31,7 +31,7 @@ def test_bfs_rows_get_their_items_values(local):
     x, sigmas, extra = _setup()
     model = LabelledDenoiser()
     out = sample_bfs(model, x, sigmas, extra, score_fn=lambda z: -z.square().sum(1), generator=torch.Generator(),
-                     n_particles=4, preset="bfs", local=local, guide_fn=lambda z: -z.square().sum(1))
+                     n_particles=4, config=get_preset("bfs"), local=local, guide_fn=lambda z: -z.square().sum(1))
     expected_rows = extra["label"].repeat_interleave(4)
     assert all(torch.equal(call, expected_rows) for call in model.calls)
     assert torch.allclose(out, extra["label"][:, None].expand_as(out))
@@ -59,5 +59,5 @@ def test_other_extra_args_pass_unchanged():
 
     table = torch.ones(5, 2)  # first dimension is not the number of items: not per item
     sample_bfs(model, x, sigmas, {"scale": 2.5, "table": table}, score_fn=lambda z: z.sum(1),
-               generator=torch.Generator(), n_particles=2, preset="best_of_n")
+               generator=torch.Generator(), n_particles=2, config=get_preset("best_of_n"))
     assert all(s == 2.5 and shape == (5, 2) for s, shape in seen)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from search_core import DFSConfig, LangevinConfig, SearchResult, sample_bfs, sample_dfs, sample_local
+from search_core import DFSConfig, LangevinConfig, SearchResult, get_preset, sample_bfs, sample_dfs, sample_local
 from search_core.testbed import LinearReward, standard_mixture
 
 GMM = standard_mixture()
@@ -21,7 +21,7 @@ def test_local_search_accounting_and_reward(grad_mode):
     out = sample_local(GMM.denoiser(), _x(), SIGMAS, guide_fn=REWARD, generator=torch.Generator().manual_seed(1),
                        config=cfg, result=res)
     plain = sample_bfs(GMM.denoiser(), _x(), SIGMAS, score_fn=REWARD, generator=torch.Generator().manual_seed(1),
-                       n_particles=1, preset="best_of_n")
+                       n_particles=1, config=get_preset("best_of_n"))
     assert out.shape == (64, 2)
     assert res.nfe == 64 * 8 * 2  # one denoiser call per guided step, (1 + recur_steps) per level
     assert res.grad_evals == 64 * 8 * 2 * (2 + (grad_mode == "denoiser"))
@@ -37,7 +37,7 @@ def test_local_inside_bfs_and_dfs_and_dual_selection():
     cfg = LangevinConfig(mu=0.2, recur_steps=0, start_step=4)
     res = SearchResult()
     out = sample_bfs(GMM.denoiser(), _x(8), SIGMAS, score_fn=REWARD, guide_fn=REWARD, select_fn=spike,
-                     generator=torch.Generator(), n_particles=4, local=cfg, result=res, preset="bfs")
+                     generator=torch.Generator(), n_particles=4, local=cfg, result=res, config=get_preset("bfs"))
     assert torch.allclose(spike(out), res.rewards.max(1).values)  # the selecting verifier picked
     assert [e["step"] for e in res.events if e["type"] == "local"] == [4, 5, 6, 7]
     res = SearchResult()
@@ -92,7 +92,7 @@ def test_report_gain_off_skips_one_verifier_pass_and_changes_nothing_else(algori
             out = sample_local(GMM.denoiser(), _x(8), SIGMAS, guide_fn=guide, config=cfg, n_particles=2, **common)
         else:
             out = sample_bfs(GMM.denoiser(), _x(8), SIGMAS, score_fn=REWARD, guide_fn=guide, local=cfg,
-                             n_particles=2, preset="bfs", **common)
+                             n_particles=2, config=get_preset("bfs"), **common)
         runs[report] = (out, guide.rows, [e for e in res.events if e["type"] == "local"])
     (out_on, rows_on, local_on), (out_off, rows_off, local_off) = runs[True], runs[False]
     assert torch.equal(out_on, out_off)                 # the search is the same

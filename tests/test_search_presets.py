@@ -98,7 +98,8 @@ def test_per_item_extra_args_follow_the_particles(sampler):
     extra = {"labels": labels, "scale": torch.ones(3, 1), "note": "kept as is"}
     g = torch.Generator().manual_seed(4)
     if sampler == "bfs":
-        out = sample_bfs(model, _x(), SIGMAS, extra, score_fn=REWARD, generator=g, n_particles=4, preset="bfs")
+        out = sample_bfs(model, _x(), SIGMAS, extra, score_fn=REWARD, generator=g, n_particles=4,
+                         config=get_preset("bfs"))
     elif sampler == "local":
         out = sample_local(model, _x(), SIGMAS, extra, guide_fn=REWARD, generator=g, n_particles=2)
     else:
@@ -117,7 +118,7 @@ def test_callback_reports_x_at_the_reported_sigma():
         seen.clear()
         kwargs = dict(generator=torch.Generator().manual_seed(5), callback=seen.append)
         if sampler == "bfs":
-            sample_bfs(GMM.denoiser(), _x(), SIGMAS, score_fn=REWARD, n_particles=4, preset="fk", **kwargs)
+            sample_bfs(GMM.denoiser(), _x(), SIGMAS, score_fn=REWARD, n_particles=4, config=get_preset("fk"), **kwargs)
         else:
             sample_local(GMM.denoiser(), _x(), SIGMAS, guide_fn=REWARD, n_particles=1,
                          config=None, **kwargs)
@@ -133,13 +134,13 @@ def test_callback_reports_x_at_the_reported_sigma():
 def test_eta_zero_with_resampling_warns_once(preset, caplog):
     with caplog.at_level(logging.WARNING, logger="search_core"):
         sample_bfs(GMM.denoiser(), _x(), SIGMAS, score_fn=REWARD, generator=torch.Generator(), n_particles=4,
-                   preset=preset, eta=0.0)
+                   config=get_preset(preset), eta=0.0)
     hits = [r for r in caplog.records if "eta" in r.getMessage() and "stochastic" in r.getMessage()]
     assert len(hits) == 1
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="search_core"):
         sample_bfs(GMM.denoiser(), _x(), SIGMAS, score_fn=REWARD, generator=torch.Generator(), n_particles=4,
-                   preset="best_of_n", eta=0.0)
+                   config=get_preset("best_of_n"), eta=0.0)
         sample_bfs(GMM.denoiser(), _x(), SIGMAS, score_fn=REWARD, generator=torch.Generator(), n_particles=4,
-                   preset=preset, eta=1.0)
+                   config=get_preset(preset), eta=1.0)
     assert not [r for r in caplog.records if "stochastic" in r.getMessage()]

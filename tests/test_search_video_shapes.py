@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from search_core import DFSConfig, LangevinConfig, SearchResult, sample_bfs, sample_dfs, sample_local
+from search_core import DFSConfig, LangevinConfig, SearchResult, get_preset, sample_bfs, sample_dfs, sample_local
 
 SHAPE = (4, 3, 2, 2)   # C, T, H, W
 
@@ -29,8 +29,8 @@ def _linear_reward(shape):
 
 
 RUNS = {
-    "bfs": (sample_bfs, dict(n_particles=4, preset="bfs")),
-    "fk": (sample_bfs, dict(n_particles=3, preset="fk")),
+    "bfs": (sample_bfs, dict(n_particles=4, config=get_preset("bfs"))),
+    "fk": (sample_bfs, dict(n_particles=3, config=get_preset("fk"))),
     "dfs": (sample_dfs, dict(config=DFSConfig(delta=0.2, backtrack_steps=2, nfe_budget=14))),
     "local": (sample_local, dict(n_particles=2, config=LangevinConfig(steps=1, mu=0.05, recur_steps=1))),
 }

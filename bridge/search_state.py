@@ -1,16 +1,12 @@
-"""Finished searches kept for extension: a key over every input but the budget, a byte-bounded LRU cache, files.
+"""Finished searches kept for extension: a byte-bounded LRU cache of states and their files.
 
-The key is a SHA-256 over the model's weights (a strided sample of every tensor) and patches, the conditioning, the
-start noise and input latent, the seed, the sigmas, the search settings without the budget, the VAE, the verifiers
-and the prompt: any change gives another key, so a changed input never reuses a stale state. States are CPU tensors;
-they are also written to ComfyUI's output folder (``diffusion_search_states/``) as safetensors + JSON (no pickle), so
+States are found by the key of their inputs (state_key.py). They are CPU tensors; they are also written to ComfyUI's output folder (``diffusion_search_states/``) as safetensors + JSON (no pickle), so
 a search can be extended after a restart.
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -24,13 +20,6 @@ CACHE_MB_ENV = "DIFFUSION_SEARCH_CACHE_MB"   # memory for kept states (default 2
 DEFAULT_CACHE_MB = 256.0
 REUSE_ENV = "DIFFUSION_SEARCH_REUSE"         # "0": never extend (always run the whole search)
 STATE_FOLDER = "diffusion_search_states"
-SAMPLE = 4096             # elements hashed per weight tensor (strided): a LoRA changes them all
-MAX_VISITS = 50000        # objects walked per part of a key: beyond it (or too deep) the search is not kept
-MAX_DEPTH = 16
-
-
-class KeyTooComplex(ValueError):
-    """An input too large or deep to digest fully: the search runs whole and is not kept (never a stale reuse)."""
 VERSION = 1
 
 
@@ -52,115 +41,6 @@ def cache_megabytes() -> float:
 
 def reuse_enabled() -> bool:
     return os.environ.get(REUSE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def _tensor_bytes(t: torch.Tensor, limit: int | None = None) -> bytes:
-    flat = t.detach().reshape(-1)
-    if limit is not None and flat.numel() > limit:
-        flat = flat[:: -(-flat.numel() // limit)]
-    return flat.to("cpu", copy=True).contiguous().view(torch.uint8).numpy().tobytes()
-
-
-class WeightsOnly:
-    """A module hashed by its weights alone (ComfyUI's model: its attributes count loads and patches per run)."""
-
-    def __init__(self, module: torch.nn.Module):
-        self.module = module
-
-
-# What ComfyUI's ModelPatcher sets on a module when it loads it (both versions): not a setting of the module.
-LOADING_ATTRIBUTES = {"current_patcher", "current_weight_patches_uuid", "device", "lowvram_patch_counter",
-                      "model_loaded_weight_memory", "model_lowvram", "skip_injection", "model_offload_buffer_memory"}
-
-
-def _setting(value) -> bool:
-    """Plain data (numbers, strings, lists of them, dataclasses): what a module's settings are made of."""
-    if isinstance(value, (list, tuple)):
-        return all(_setting(v) for v in value)
-    return value is None or isinstance(value, (bool, int, float, str)) or (
-        dataclasses.is_dataclass(value) and not isinstance(value, type))
-
-
-class _Digest:
-    """SHA-256 over nested values: tensors by content, modules by their weights, objects by their attributes."""
-
-    def __init__(self):
-        self.hash = hashlib.sha256()
-        self.visits = 0
-        self.seen: dict[int, object] = {}   # id -> object, kept alive: a freed temporary's id comes back
-
-    def text(self, value) -> None:
-        self.hash.update(str(value).encode("utf-8", "replace") + b"\0")
-
-    def module(self, module: torch.nn.Module, attributes: bool = True) -> None:
-        self.text(f"module {type(module).__module__}.{type(module).__qualname__}")
-        samples = []
-        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
-            self.text(f"{name} {tensor.dtype} {tuple(tensor.shape)}")
-            flat = tensor.detach().reshape(-1)
-            step = max(1, -(-flat.numel() // SAMPLE))
-            samples.append(flat[::step].to(torch.float32))   # exact for every float format up to float32
-        if samples:  # one transfer for the whole model
-            self.hash.update(torch.cat([s.to(samples[0].device) for s in samples]).cpu().numpy().tobytes())
-        if attributes:  # settings (a composite's weights, a classifier's label), not what loading changes
-            for name, sub in module.named_modules():
-                settings = {k: v for k, v in vars(sub).items()
-                            if not k.startswith("_") and k not in LOADING_ATTRIBUTES and _setting(v)}
-                self.text(name)
-                self.value(settings, 1)
-
-    def value(self, value, depth: int = 0) -> None:
-        self.visits += 1
-        if self.visits > MAX_VISITS or depth > MAX_DEPTH:
-            raise KeyTooComplex(f"more than {MAX_VISITS} objects or {MAX_DEPTH} levels")
-        if value is None or isinstance(value, (bool, int, float, str, bytes)):
-            self.text(f"{type(value).__name__}:{value!r}")
-        elif isinstance(value, torch.Tensor):
-            self.text(f"tensor {value.dtype} {tuple(value.shape)}")
-            self.hash.update(_tensor_bytes(value, 1 << 20))
-        elif isinstance(value, (torch.dtype, torch.device)):
-            self.text(value)
-        elif id(value) in self.seen:
-            self.text("<seen>")
-        elif isinstance(value, WeightsOnly):
-            self.module(value.module, attributes=False)
-        elif isinstance(value, torch.nn.Module):
-            self.seen[id(value)] = value
-            self.module(value)
-        elif isinstance(value, dict):
-            self.seen[id(value)] = value
-            for key in sorted(value, key=str):
-                self.text(key)
-                self.value(value[key], depth + 1)
-        elif isinstance(value, (list, tuple)):
-            self.seen[id(value)] = value
-            self.text(f"{type(value).__name__}[{len(value)}]")
-            for item in value:
-                self.value(item, depth + 1)
-        elif callable(value) and hasattr(value, "__qualname__"):   # functions: by name (patches, wrappers)
-            self.text(f"fn {getattr(value, '__module__', '')}.{value.__qualname__}")
-        elif dataclasses.is_dataclass(value) or hasattr(value, "__dict__"):
-            self.seen[id(value)] = value
-            self.text(f"object {type(value).__module__}.{type(value).__qualname__}")
-            self.value({k: v for k, v in vars(value).items() if not k.startswith("_")}, depth + 1)
-        else:
-            self.text(f"object {type(value).__qualname__}")
-
-    def hexdigest(self) -> str:
-        return self.hash.hexdigest()
-
-
-def state_key(**parts) -> str:
-    """The key of a search: a digest of the named parts (every input of the search except its budget).
-
-    Raises KeyTooComplex when a part cannot be digested whole."""
-    digest = _Digest()
-    digest.text(f"diffusion-search-state v{VERSION}")
-    for name in sorted(parts):
-        digest.visits = 0
-        digest.text(name)
-        digest.value(parts[name])
-    return digest.hexdigest()
 
 
 @dataclasses.dataclass

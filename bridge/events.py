@@ -12,12 +12,12 @@ class EventForwarder:
     """on_event for search_core samplers: tags each event (node, prompt_id, evaluations, scoring time), sends it."""
 
     def __init__(self, node_id, scorers=(), send=compat.send_event, check_interrupt=compat.check_interrupted,
-                 send_text=compat.send_progress_text, node_type=None, run_info=None):
+                 send_text=compat.send_progress_text, node_type=None, run_info=None, prompt_id=None):
         self.node_id = None if node_id is None else str(node_id)
         self.node_type = node_type
         # What the run used besides search_core's config (verifier names, seed): added to the start event.
         self.run_info = dict(run_info or {})
-        self.prompt_id = compat.current_prompt_id()
+        self.prompt_id = compat.current_prompt_id() if prompt_id is None else prompt_id
         self.scorers = [s for s in scorers if s is not None]
         self.send = send
         self.send_text = send_text
