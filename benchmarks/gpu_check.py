@@ -358,7 +358,7 @@ def check_decoders(runtime, report, names, family, pixels, steps, device, n=8):
 
 def check_cache_key(runtime, report, names, family, pixels, device, repeats=3):
     """The extension's state key over an SDXL-size input set: the UNet's weights, conditioning, latent, sigmas."""
-    states = sys.modules[f"{runtime.pack.__name__}.nodes.search_state"]
+    states = sys.modules[f"{runtime.pack.__name__}.bridge.state_key"]
     mm = runtime.model_management
     patcher = next(e.model for e in mm.current_loaded_models if e.model is not None
                    and hasattr(e.model.model, "diffusion_model"))

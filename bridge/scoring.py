@@ -1,6 +1,6 @@
 """The scoring path: x0 prediction -> process_latent_out -> decode (VAE or TAESD, optionally smaller) -> verifier.
 
-Video latents [M, C, T, h, w] are scored frame by frame and aggregated per particle (nodes/video.py).
+Video latents [M, C, T, h, w] are scored frame by frame and aggregated per particle (bridge/video.py).
 """
 from __future__ import annotations
 
