@@ -2,7 +2,7 @@
 
     ./run demo [--digits 7 3 0 8] [--seeds 4] [--steps N] [--quick] [--out demo_output]
 
-The workflow (example_workflows/bfs_search.json) runs in the digits world (benchmarks/digits): the digits UNet
+The workflow (example_workflows/bfs_search.json) runs in the digits world (worlds/digits): the digits UNet
 (UNETLoader), its Digits Conditioning node and its VAE (VAELoader) stand in for SD1.5's checkpoint and text encoder,
 and the world's guide classifier for the workflow's verifier; nothing else in the graph changes. Each digit is
 generated twice at the same seeds, by the workflow as written (BFS) and with its sampler swapped for plain
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    from benchmarks.digits.graphs import WEIGHTS_DIR, read_world, register_folders
+    from worlds.digits.graphs import WEIGHTS_DIR, read_world, register_folders
 
     if args.quick:
         args.digits, args.seeds, args.steps = args.digits[:1], 2, args.steps or 6

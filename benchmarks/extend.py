@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.digits.experiment import boot
-from benchmarks.digits.graphs import WEIGHTS_DIR, read_world
-from benchmarks.digits.methods import METHODS, Settings, search_graph
+from worlds.digits.experiment import boot
+from worlds.digits.graphs import WEIGHTS_DIR, read_world
+from worlds.digits.methods import METHODS, Settings, search_graph
 
 REUSE = "DIFFUSION_SEARCH_REUSE"
 log = logging.getLogger("benchmarks.extend")

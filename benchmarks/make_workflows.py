@@ -262,7 +262,7 @@ WORKFLOWS = {f.__name__: f for f in (bfs_search, bfs_presets_side_by_side, dfs_b
 VIDEO_WORKFLOWS = {"wan21_t2v_search"}
 
 
-# Pictures made with the learned digits world (benchmarks/digits) instead of the tiny random model: the demo's
+# Pictures made with the learned digits world (worlds/digits) instead of the tiny random model: the demo's
 # swap_in_digits_world puts the digits UNet, VAE, Digits Conditioning and guide classifier in place of the checkpoint,
 # text encoders and verifier, asking for a handwritten 3; at CFG 1 a quarter of plain samples miss the digit, so the
 # search has work to do. The explorer's own widgets are set for the picture here.
@@ -291,7 +291,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(WORKFLOW_DIR.parent))
     from benchmarks.comfy_runtime import ComfyRuntime
     from benchmarks.demo import provide_input_images, swap_in_digits_world, swap_in_tiny_model
-    from benchmarks.digits.graphs import read_world, register_folders
+    from worlds.digits.graphs import read_world, register_folders
     from benchmarks.tiny_models import write_tiny_models
     from benchmarks.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
     from benchmarks.ui_workflow import ui_to_api

@@ -1,6 +1,6 @@
 """Digits Conditioning: a prompt such as "a handwritten 3" -> the digits world's class embedding as CONDITIONING.
 
-The digits denoiser (benchmarks/digits) was trained with one learned cross-attention context per digit plus a null
+The digits denoiser (worlds/digits) was trained with one learned cross-attention context per digit plus a null
 one. ComfyUI's CLIP text encoder cannot stand in: no CLIP weights ship here, and a randomly initialised one gives
 contexts that change between ComfyUI versions, so the model would see different prompts in each.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-EMBEDDINGS = Path(__file__).resolve().parents[1] / "benchmarks" / "digits" / "weights" / "digits_embeddings.safetensors"
+EMBEDDINGS = Path(__file__).resolve().parents[1] / "worlds" / "digits" / "weights" / "digits_embeddings.safetensors"
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 NULL_ROW = 10
 _PATTERN = re.compile(r"(?<![0-9a-z])(" + "|".join(WORDS) + r"|[0-9])(?![0-9a-z])")
@@ -36,7 +36,7 @@ def class_embedding(text: str):
     if "table" not in _cache:
         if not EMBEDDINGS.is_file():
             raise FileNotFoundError(f"Digits embeddings not found at {EMBEDDINGS}: build them with "
-                                    "`python -m benchmarks.digits build` or restore the file from the repository.")
+                                    "`python -m worlds.digits build` or restore the file from the repository.")
         _cache["table"] = load_file(str(EMBEDDINGS))["embeddings"].to(torch.float32)
     digit = digit_in_prompt(text)
     if digit is None and text.strip():
@@ -59,7 +59,7 @@ class DiffusionSearchDigitsConditioning:
     OUTPUT_TOOLTIPS = ("The digit's class embedding, for the digits world's model (positive / negative).",)
     FUNCTION = "encode"
     CATEGORY = "sampling/diffusion_search/digits"
-    DESCRIPTION = "Prompt -> class embedding for the digits world's denoiser (benchmarks/digits/README.md)."
+    DESCRIPTION = "Prompt -> class embedding for the digits world's denoiser (worlds/digits/README.md)."
 
     def encode(self, text):
         return ([[class_embedding(text), {"pooled_output": None}]],)

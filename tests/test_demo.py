@@ -6,10 +6,10 @@ import json
 import pytest
 
 from benchmarks import demo
-from benchmarks.digits.graphs import MANIFEST, WEIGHTS_DIR
+from worlds.digits.graphs import MANIFEST, WEIGHTS_DIR
 
 pytestmark = pytest.mark.skipif(not (WEIGHTS_DIR / MANIFEST).is_file(),
-                                reason="the digits world's weights are not built (python -m benchmarks.digits build)")
+                                reason="the digits world's weights are not built (python -m worlds.digits build)")
 
 
 def test_demo_quick_runs_the_workflow_in_the_digits_world(comfy, tmp_path, capsys):
@@ -28,7 +28,7 @@ def test_demo_quick_runs_the_workflow_in_the_digits_world(comfy, tmp_path, capsy
 
 
 def test_demo_swaps_only_model_conditioning_vae_and_verifier(comfy):
-    from benchmarks.digits.graphs import read_world
+    from worlds.digits.graphs import read_world
     from benchmarks.ui_workflow import ui_to_api
 
     original = ui_to_api(json.loads(demo.DEFAULT_WORKFLOW.read_text()), comfy.node_classes)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.digits import vae
-from benchmarks.digits.build import WEIGHTS_DIR
-from benchmarks.digits.data import load_digits_split
+from worlds.digits import vae
+from worlds.digits.build import WEIGHTS_DIR
+from worlds.digits.data import load_digits_split
 
 pytest.importorskip("sklearn")
 MANIFEST = json.loads((WEIGHTS_DIR / "world.json").read_text())
@@ -28,7 +28,7 @@ def test_split_is_disjoint_and_stratified(split):
 
 
 def test_denoiser_training_lowers_the_loss(split):
-    from benchmarks.digits.train_denoiser import DenoiserConfig, train_denoiser
+    from worlds.digits.train_denoiser import DenoiserConfig, train_denoiser
 
     idx = split.train[:256]
     cfg = DenoiserConfig(steps=200, batch=16, lr=1e-3, warmup=20, channels=32, threads=1, log_every=25, bf16=False)
@@ -39,7 +39,7 @@ def test_denoiser_training_lowers_the_loss(split):
 
 
 def test_classifier_training_beats_chance(split):
-    from benchmarks.digits.classifiers import JUDGE_ARCH, ClassifierConfig, accuracy, images_of, normalisation, \
+    from worlds.digits.classifiers import JUDGE_ARCH, ClassifierConfig, accuracy, images_of, normalisation, \
         train_classifier
 
     idx = split.train_halves[1][::2]
@@ -109,7 +109,7 @@ def test_committed_world_generates_digits_the_judge_recognises(digits_models):
 
     from safetensors.torch import load_file
 
-    from benchmarks.digits.unet import DigitsUNet
+    from worlds.digits.unet import DigitsUNet
 
     path = str(WEIGHTS_DIR / MANIFEST["unet"]["file"])
     patcher = (getattr(comfy.sd, "load_diffusion_model", None) or comfy.sd.load_unet)(path)

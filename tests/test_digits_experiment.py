@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from benchmarks.digits import experiment
-from benchmarks.digits.methods import METHODS, Settings
+from worlds.digits import experiment
+from worlds.digits.methods import METHODS, Settings
 
 pytest.importorskip("timm")
 
@@ -51,8 +51,8 @@ def test_experiment_runs_through_the_real_nodes(comfy, tmp_path):
 
 
 def test_speed_benchmark_times_the_shipped_decoder_in_every_precision_and_layout(comfy):
-    from benchmarks.digits import speed
-    from benchmarks.digits.graphs import read_world
+    from worlds.digits import speed
+    from worlds.digits.graphs import read_world
 
     table = speed.decoder_table(read_world(), rows=2, repeat=1).splitlines()
     cells = [line.strip("|").split("|") for line in table[2:]]
@@ -64,7 +64,7 @@ def test_speed_benchmark_times_the_shipped_decoder_in_every_precision_and_layout
 def test_one_particle_local_variants_are_one_computation_run_once(comfy, tmp_path):
     """At N = 2 with one recurrence, local search has one particle per latent: BFS + local and dual verifiers then
     have nothing to resample or select, so the grid runs local search once and reuses its row; check both claims."""
-    from benchmarks.digits.graphs import tiny_world
+    from worlds.digits.graphs import tiny_world
 
     world = tiny_world(tmp_path / "world")
     runtime = experiment.boot(world, tmp_path / "comfyui")

@@ -67,15 +67,15 @@ def test_live_bfs_search_is_drawn(server, browser, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
-DIGITS = REPO / "benchmarks" / "digits" / "weights"
+DIGITS = REPO / "worlds" / "digits" / "weights"
 
 
 @pytest.mark.skipif(not os.environ.get("UPDATE_SCREENSHOTS"),
                     reason="on demand: refreshes docs/images/search-view.png (UPDATE_SCREENSHOTS=1), never in CI")
 def test_readme_screenshot_from_the_digits_world(server, browser, tmp_path):
-    """The README's picture: a real BFS run of the learned digits world (benchmarks/digits), guided by its classifier."""
+    """The README's picture: a real BFS run of the learned digits world (worlds/digits), guided by its classifier."""
     if not (DIGITS / "digits_unet_sd15.safetensors").is_file():
-        pytest.skip("the digits world's weights are not in benchmarks/digits/weights")
+        pytest.skip("the digits world's weights are not in worlds/digits/weights")
     folders = {"unet": ["digits_unet_sd15.safetensors"], "vae": ["digits_taesd_vae.safetensors"],
                "classifiers": ["digits_guide_test_resnet.safetensors", "digits_labels.txt"]}
     for folder, names in folders.items():

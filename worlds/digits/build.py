@@ -1,4 +1,4 @@
-"""`python -m benchmarks.digits build`: make the digits world's weights from a seed, on CPU.
+"""`python -m worlds.digits build`: make the digits world's weights from a seed, on CPU.
 
 Stages (all by default): the constructed VAE, the class-conditional denoiser, two timm classifiers on disjoint halves
 of the training split. Each writes its files under --out and records itself in the manifest `world.json`.
@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from benchmarks.digits import vae
-from benchmarks.digits.data import load_digits_split
-from benchmarks.digits.train_denoiser import NULL_CLASS, TOKENS, DenoiserConfig, train_denoiser
+from worlds.digits import vae
+from worlds.digits.data import load_digits_split
+from worlds.digits.train_denoiser import NULL_CLASS, TOKENS, DenoiserConfig, train_denoiser
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = "world.json"
@@ -93,7 +93,7 @@ def _list_files(out: Path, manifest: dict):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.digits build", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m worlds.digits build", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stage", choices=["all", "vae", "denoiser", "classifiers", "check"], default="all")
@@ -113,14 +113,14 @@ def main(argv=None) -> int:
 
     manifest.update(
         world="sklearn handwritten digits (load_digits): 8x8 digits as 4x8x8 latents, decoded to 64x64 RGB",
-        command=f"python -m benchmarks.digits build --seed {args.seed}", card="benchmarks/digits/README.md",
+        command=f"python -m worlds.digits build --seed {args.seed}", card="worlds/digits/README.md",
         made_with={"torch": torch.__version__.split("+")[0], "timm": timm.__version__},
         seed=args.seed, labels_file=LABELS_FILE,
         labels=("one label per line, the numerals '0'..'9' in class order; a prompt names its digit as a numeral "
                 "('a handwritten 7' -> '7'), and Digits Conditioning also accepts the words zero..nine"),
         split={"held_out_fraction": 0.2, "stratified": True, "n_train": len(split.train),
                "n_held_out": len(split.held_out), "train_halves": [len(h) for h in split.train_halves],
-               "how": "benchmarks/digits/data.py load_digits_split(seed)"})
+               "how": "worlds/digits/data.py load_digits_split(seed)"})
     times = manifest.setdefault("build_seconds", {})
     if args.stage in ("all", "vae"):
         t0 = time.time()
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         manifest.update(build_denoiser(args.out, split, cfg, args.checkpoint))
         times["denoiser"] = round(time.time() - t0, 1)
     if args.stage in ("all", "classifiers"):
-        from benchmarks.digits.classifiers import build_classifiers
+        from worlds.digits.classifiers import build_classifiers
 
         t0 = time.time()
         manifest["classifiers"] = build_classifiers(args.out, split, seed=args.seed, threads=args.threads)
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     _list_files(args.out, manifest)
     write_manifest(args.out, manifest)
     if args.stage in ("all", "check"):   # not part of the build time: it only measures what was built
-        from benchmarks.digits.check import check_samples
+        from worlds.digits.check import check_samples
 
         t0 = time.time()
         manifest["generated_check"] = check_samples(args.out, seed=args.seed, grid=args.grid)

@@ -1,4 +1,4 @@
-"""`python -m benchmarks.digits comfy-check`: the committed world sampled through real ComfyUI nodes, scored by both
+"""`python -m worlds.digits comfy-check`: the committed world sampled through real ComfyUI nodes, scored by both
 classifiers (UNETLoader, Digits Conditioning, KSampler with euler, VAEDecode; in-process ComfyUI, as the tests)."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.digits.build import WEIGHTS_DIR
-from benchmarks.digits.check import load_world, log_probs
+from worlds.digits.build import WEIGHTS_DIR
+from worlds.digits.check import load_world, log_probs
 
 log = logging.getLogger("digits.comfy_check")
 
@@ -35,7 +35,7 @@ def digit_prompt(manifest: dict, digit: int, batch: int, seed: int, steps: int, 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.digits comfy-check",
+    parser = argparse.ArgumentParser(prog="python -m worlds.digits comfy-check",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--per-class", type=int, default=20)

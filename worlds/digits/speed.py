@@ -1,4 +1,4 @@
-"""`python -m benchmarks.digits speed`: what makes the digits experiment fast on a CPU, measured side by side.
+"""`python -m worlds.digits speed`: what makes the digits experiment fast on a CPU, measured side by side.
 
 1. The world's TAESD decoder (loaded by ComfyUI's own VAE class from the shipped file) at 64 px: forward and
    forward + backward (local search's gradient), float32 and bf16 autocast, NCHW and channels-last (NHWC), 32 rows.
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.digits.experiment import boot, precision_context
-from benchmarks.digits.graphs import read_world
-from benchmarks.digits.methods import METHODS, Settings, search_graph
+from worlds.digits.experiment import boot, precision_context
+from worlds.digits.graphs import read_world
+from worlds.digits.methods import METHODS, Settings, search_graph
 
 log = logging.getLogger("digits.speed")
 VARIANTS = (("fp32, 256-row chunks, gain reported", "fp32", Settings(chunk_size=256, report_gain=True)),
@@ -86,7 +86,7 @@ def methods_table(runtime, world, latents: int, label: str = "3") -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.digits speed", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m worlds.digits speed", description=__doc__.splitlines()[0])
     parser.add_argument("--latents", type=int, default=20, help="latents of one digit per node run")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)

@@ -102,12 +102,12 @@ def register_folders(runtime, world: World):
 
 
 def read_world(folder: Path = WEIGHTS_DIR, select_size: int = SELECT_SIZE) -> World:
-    """The digits world from its manifest (`python -m benchmarks.digits build` writes both). The selecting verifier
+    """The digits world from its manifest (`python -m worlds.digits build` writes both). The selecting verifier
     of dual verifiers is a third classifier if the world ships one ("select"), else the guide at another input size
     (a low-pass view of the same digits): never the judge."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"no {MANIFEST} in {folder}: build the world with `python -m benchmarks.digits build`")
+        raise FileNotFoundError(f"no {MANIFEST} in {folder}: build the world with `python -m worlds.digits build`")
     manifest = json.loads(path.read_text())
     classifiers = manifest.get("classifiers") or {}
     labels_file = manifest.get("labels_file", "digits_labels.txt")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from benchmarks.digits import vae
-from benchmarks.digits.unet import CONTEXT, DigitsUNet
+from worlds.digits import vae
+from worlds.digits.unet import CONTEXT, DigitsUNet
 
 log = logging.getLogger(__name__)
 

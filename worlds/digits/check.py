@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.digits import vae
+from worlds.digits import vae
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ def load_world(out: Path):
     import timm
     from safetensors.torch import load_file
 
-    from benchmarks.digits.unet import DigitsUNet
+    from worlds.digits.unet import DigitsUNet
 
     manifest = json.loads((out / "world.json").read_text())
     unet = DigitsUNet()
@@ -52,7 +52,7 @@ def save_grid(images: torch.Tensor, rows: int, path: Path, gap: int = 4):
 def check_samples(out: Path, per_class: int = 10, steps: int = 25, cfgs=(1.0, 3.0), seed: int = 0,
                   grid: Path | None = None) -> dict:
     """Judge/guide accuracy on generated digits, per class, at each CFG scale (DDIM in torch, same weights)."""
-    from benchmarks.digits.train_denoiser import sample
+    from worlds.digits.train_denoiser import sample
 
     _, unet, embeddings, classifiers = load_world(out)
     labels = torch.arange(10).repeat_interleave(per_class)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmarks.digits import vae
+from worlds.digits import vae
 
 log = logging.getLogger(__name__)
 

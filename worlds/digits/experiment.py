@@ -1,6 +1,6 @@
 """The paper's class-conditional experiment on the digits world, through the real nodes in an in-process ComfyUI.
 
-    python -m benchmarks.digits run [--quick] [--json PATH] [--plot PATH] [--cfg 1.0 3.0] [--particles 2 4 8]
+    python -m worlds.digits run [--quick] [--json PATH] [--plot PATH] [--cfg 1.0 3.0] [--particles 2 4 8]
                                     [--seeds 20] [--steps 8] [--methods ...] [--threads 2] [--precision auto]
 
 Every class (prompt "a handwritten <digit>") x `--seeds` latents (one latent batch per node run, one noise seed per
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.digits.graphs import SELECT_SIZE, WEIGHTS_DIR, World, read_world, register_folders, tiny_world
-from benchmarks.digits.methods import METHODS, Method, Settings, search_graph
+from worlds.digits.graphs import SELECT_SIZE, WEIGHTS_DIR, World, read_world, register_folders, tiny_world
+from worlds.digits.methods import METHODS, Method, Settings, search_graph
 
 EVENT = "diffusion_search.event"
 QUICK = dict(seeds=4, particles=[4], cfg=[1.0], methods=["plain", "best_of_n", "bfs", "dfs", "local", "dual"])
@@ -211,7 +211,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.digits run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m worlds.digits run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 4, CFG 1, four latents per digit, six methods "
                                                              "(about a minute here)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
@@ -252,7 +252,7 @@ def main(argv=None) -> int:
     if args.classes:
         world.labels = world.labels[:args.classes]
     runtime = boot(world, base / "comfyui")
-    command = "python -m benchmarks.digits run " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m worlds.digits run " + " ".join(argv if argv is not None else sys.argv[1:])
     device = (torch.cuda.get_device_name() if torch.cuda.is_available()
               else f"cpu ({torch.get_num_threads()} threads, {precision})")
     done = []
