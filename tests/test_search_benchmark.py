@@ -1,8 +1,8 @@
 """The GMM benchmark's rows have the documented format for every method (tiny sizes; figures are not asserted)."""
 import math
 
-from benchmarks.gmm_methods import METHODS, run_rows
-from benchmarks.gmm_setup import scenarios
+from benchmarks.gmm.methods import METHODS, run_rows
+from benchmarks.gmm.scenarios import scenarios
 
 KEYS = {"method", "n_particles", "nfe", "reward_mean", "reward_sem", "target_distance", "seconds"}
 

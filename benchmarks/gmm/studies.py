@@ -8,8 +8,8 @@ import torch
 
 from search_core import LangevinConfig, get_preset
 
-from .gmm_methods import LOCAL, bfs_config, dfs_config, run, run_rows
-from .gmm_setup import (N_STEPS, Scenario, easy_and_hard_instances, energy_distance, mean_and_sem, mode_instances,
+from .methods import LOCAL, bfs_config, dfs_config, run, run_rows
+from .scenarios import (N_STEPS, Scenario, easy_and_hard_instances, energy_distance, mean_and_sem, mode_instances,
                         second_opinion, spiked_guide)
 
 ABLATION = {

@@ -7,7 +7,7 @@ import torch
 
 from search_core import DFSConfig, LangevinConfig, SearchResult, get_preset, sample_bfs, sample_dfs, sample_local
 
-from .gmm_setup import N_STEPS, Scenario, energy_distance, mean_and_sem, sigma_schedule
+from .scenarios import N_STEPS, Scenario, energy_distance, mean_and_sem, sigma_schedule
 
 METHODS = ["bon", "fk", "das", "treeg", "svdd", "bfs", "dfs", "local", "bfs+local", "dfs+local"]
 PRESET_OF = {"bon": "best_of_n", "fk": "fk", "das": "das", "treeg": "treeg", "svdd": "svdd", "bfs": "bfs"}
@@ -28,7 +28,7 @@ def dfs_delta(scenario: Scenario, quantile: float = DFS_QUANTILE, seed: int = 12
 
 
 def dfs_config(n: int, delta: float, **overrides) -> DFSConfig:
-    """DFS at the NFE of N particles with the library's defaults (ΔT = T/4, checks from T/2; gmm_studies.dfs_study)."""
+    """DFS at the NFE of N particles with the library's defaults (ΔT = T/4, checks from T/2; studies.dfs_study)."""
     return DFSConfig(**{"delta": delta, "nfe_budget": n * N_STEPS, **overrides})
 
 

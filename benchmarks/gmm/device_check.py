@@ -1,5 +1,5 @@
 """Device check of search_core on CUDA: samplers with CUDA tensors and CPU or CUDA generators, plus the overhead
-ratio on the GPU.  python -m benchmarks.gmm_device_check   (needs a CUDA GPU; prints one JSON document)."""
+ratio on the GPU.  python -m benchmarks.gmm.device_check   (needs a CUDA GPU; prints one JSON document)."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,8 @@ from search_core import (DFSConfig, LangevinConfig, SearchResult, get_preset, sa
                          PRESETS)
 from search_core.testbed import LinearReward, standard_mixture
 
-from .gmm_setup import sigma_schedule
-from .gmm_speed import speed_check
+from .scenarios import sigma_schedule
+from .speed import speed_check
 
 
 def contract_on(device: str, gen_device: str, noise_form: str) -> dict:

@@ -1,4 +1,4 @@
-"""Scenarios and metrics of the exact Gaussian-mixture benchmark (see benchmarks/gmm.py).
+"""Scenarios and metrics of the exact Gaussian-mixture benchmark (see benchmarks/gmm/__main__.py).
 
 Every scenario is a data distribution (exact denoiser), the *true* reward the tables report, the verifier the search
 sees, the inverse temperature λ of the tilted target p0·exp(λ·r), and samples of that target (exact for the linear

@@ -19,10 +19,10 @@ import time
 
 import torch
 
-from . import gmm_studies as studies
-from .gmm_methods import METHODS, run_rows
-from .gmm_setup import scenarios
-from .gmm_speed import speed_check
+from . import studies
+from .methods import METHODS, run_rows
+from .scenarios import scenarios
+from .speed import speed_check
 
 log = logging.getLogger(__name__)
 MAIN = "offmanifold"
@@ -78,7 +78,8 @@ def plot(rows: list[dict], path: str, title: str) -> None:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gmm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="main scenario only, fewer items (< 60 s)")
     parser.add_argument("--json", help="write the rows and studies as JSON here")
     parser.add_argument("--plot", default="benchmarks/out/gmm_reward_vs_nfe.png", help="reward-vs-NFE PNG path")

@@ -15,7 +15,7 @@ import torch
 from search_core import get_preset, sample_bfs
 from search_core.testbed import GaussianMixture, LinearReward
 
-from .gmm_setup import sigma_schedule
+from .scenarios import sigma_schedule
 
 
 def plain_euler_ancestral(model, x, sigmas, generator):

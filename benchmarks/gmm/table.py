@@ -1,8 +1,8 @@
 """The paper's whole table on the exact GMM testbed: BoN, FK, DAS, TreeG, SVDD, SoP, DSearch (+ DSearch-R), BFS and
 progressive seed pruning at equal NFE per sample (the budget of N̄ full trajectories, N̄ = 4, 8, 16).
 
-    python -m benchmarks.gmm_table                      # 3 scenarios x 3 budgets, 3 seeds x 512 items (~3 min)
-    python -m benchmarks.gmm_table --quick --json PATH  # the main scenario, 1 seed x 128 items
+    python -m benchmarks.gmm.table                      # 3 scenarios x 3 budgets, 3 seeds x 512 items (~3 min)
+    python -m benchmarks.gmm.table --quick --json PATH  # the main scenario, 1 seed x 128 items
 
 BFS-family presets and seed pruning cost exactly N̄·T. SoP and DSearch have their own cost structure: each keeps its
 source's settings where they fit (SoP: start 0.8, Δf 0.1, Δb 0.2; DSearch: exponential drop and search schedules)
@@ -23,8 +23,8 @@ from search_core import SearchResult, get_preset, sample_bfs
 from search_core.beam import expected_nfe
 from search_core.sop import sop_nfe
 
-from .gmm_methods import row, run
-from .gmm_setup import N_STEPS, scenarios, sigma_schedule
+from .methods import row, run
+from .scenarios import N_STEPS, scenarios, sigma_schedule
 
 BFS_FAMILY = ["bon", "fk", "das", "treeg", "svdd", "bfs"]
 METHODS = BFS_FAMILY[:5] + ["sop", "dsearch", "dsearch_r", "seed_pruning", "bfs"]
@@ -104,7 +104,8 @@ def ranks(rows: list[dict]) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gmm.table", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="main scenario, 1 seed x 128 items")
     parser.add_argument("--json", help="write the rows and ranks as JSON here")
     args = parser.parse_args(argv)
