@@ -41,7 +41,7 @@ log = logging.getLogger("comfy_search")
 
 def full_sd15_unet_state_dict(seed: int = 0, dtype=torch.float16) -> dict:
     """Random weights in the SD1.5 UNet layout (860 M parameters, bare ldm keys), built without any download."""
-    from benchmarks.tiny_models import CHANNELS, LATENT_CHANNELS, TIME_EMBED, _res_block, _StateDict, _transformer
+    from devtools.tiny_models import CHANNELS, LATENT_CHANNELS, TIME_EMBED, _res_block, _StateDict, _transformer
 
     sd = _StateDict(seed)
     sd.linear("time_embed.0", TIME_EMBED, CHANNELS)
@@ -82,7 +82,7 @@ def full_sd15_unet_state_dict(seed: int = 0, dtype=torch.float16) -> dict:
 
 
 def write_models(models_dir: Path, size: str) -> dict:
-    from benchmarks.tiny_models import write_tiny_models
+    from devtools.tiny_models import write_tiny_models
     from safetensors.torch import save_file
 
     names = write_tiny_models(models_dir)     # the TAESD VAE here is full-size TAESD (64 channels)
@@ -238,7 +238,7 @@ def boot(comfyui: str | None, device: str, base: Path):
     if comfyui:
         os.environ["COMFYUI_PATH"] = comfyui
     sys.path.insert(0, str(REPO_ROOT))
-    from benchmarks.comfy_runtime import ComfyRuntime, comfyui_root
+    from devtools.comfy_runtime import ComfyRuntime, comfyui_root
 
     root = str(comfyui_root())
     if root not in sys.path:

@@ -67,9 +67,9 @@ def _fmt(value):
 
 def write_models(models: Path, families, smoke: bool, device: str) -> dict:
     """{family: {"unet", "vae", "full_vae"}} file names under models/ (tiny or full size), and the tiny VLM."""
-    from benchmarks.gpu_models import SD_VAE_FILE, SDXL_FULL_FILE, full_sdxl_unet_state_dict, write_once
-    from benchmarks.tiny_families import write_family_model
-    from benchmarks.tiny_models import write_tiny_models
+    from devtools.gpu_models import SD_VAE_FILE, SDXL_FULL_FILE, full_sdxl_unet_state_dict, write_once
+    from devtools.tiny_families import write_family_model
+    from devtools.tiny_models import write_tiny_models
     names = {}
     tiny = write_tiny_models(models)
     for family in families:
@@ -383,7 +383,7 @@ def check_cache_key(runtime, report, names, family, pixels, device, repeats=3):
 
 
 def check_vlm(report, smoke: bool, device: str):
-    from benchmarks.tiny_vlm import build_qwen2_vl
+    from devtools.tiny_vlm import build_qwen2_vl
     from verifiers.vlm import VLMVerifier
     cuda = device == "cuda"
     dtype = torch.bfloat16 if cuda else torch.float32
@@ -427,12 +427,12 @@ def main(argv=None) -> int:
     sizes = SMOKE if args.smoke else FULL
     base = Path(tempfile.mkdtemp(prefix="gpu_check_"))
     names = write_models(base / "models", families, args.smoke, device)
-    from benchmarks.tiny_vlm import write_qwen2_vl_folder
+    from devtools.tiny_vlm import write_qwen2_vl_folder
     write_qwen2_vl_folder(base / "models" / "vlm" / "tiny-qwen2-vl", torch.Generator().manual_seed(0))
     runtime = bench.boot(args.comfyui, device, base)
     runtime.folder_paths.add_model_folder_path("vlm", str(base / "models" / "vlm"))
     write_verifier_files(runtime, base / "models")
-    from benchmarks.gpu_models import SD_VAE_FILE, sd_vae_state_dict, write_once
+    from devtools.gpu_models import SD_VAE_FILE, sd_vae_state_dict, write_once
     write_once(str(base / "models" / "vae" / SD_VAE_FILE), sd_vae_state_dict)
     meta = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "smoke": args.smoke,
             "comfyui": str(runtime.root), "modern": runtime.modern, "torch": torch.__version__,

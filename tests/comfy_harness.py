@@ -1,10 +1,10 @@
-"""What the tests use to run real ComfyUI: re-exported from benchmarks/ (shared with the demo and benchmarks)."""
+"""What the tests use to run real ComfyUI: re-exported from devtools/ (shared with the demo and benchmarks)."""
 import pytest
 
-from benchmarks.comfy_runtime import (  # noqa: F401
+from devtools.comfy_runtime import (  # noqa: F401
     PACK_NAME, ComfyExecutionError, ComfyInterrupted, ComfyRuntime, comfyui_root, is_modern, make_custom_nodes_dir)
-from benchmarks.tiny_models import write_tiny_models  # noqa: F401
-from benchmarks.ui_workflow import ui_to_api  # noqa: F401
+from devtools.tiny_models import write_tiny_models  # noqa: F401
+from devtools.ui_workflow import ui_to_api  # noqa: F401
 
 # The one reason a test may skip in CI: it needs modern ComfyUI and this pass runs the 2024 snapshot (.ci/run runs both;
 # tests/conftest.py fails any other skip under CI=true).

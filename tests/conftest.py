@@ -11,7 +11,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-FAMILY_MODELS_VERSION = 1   # bump when benchmarks/tiny_families.py changes what it writes
+FAMILY_MODELS_VERSION = 1   # bump when devtools/tiny_families.py changes what it writes
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -97,7 +97,7 @@ def family_models(tiny_models):
     Built once per machine into a cache folder (FLUX's random weights take seconds to draw and 1.1 GB to store; both
     ComfyUI passes of CI share them) and linked into the test session's model folders.
     """
-    from benchmarks.tiny_families import write_family_model
+    from devtools.tiny_families import write_family_model
 
     cache = Path(os.environ.get("DIFFUSION_SEARCH_MODEL_CACHE") or
                  Path(tempfile.gettempdir()) / f"diffusion-search-tiny-models-{FAMILY_MODELS_VERSION}")

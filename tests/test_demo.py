@@ -29,7 +29,7 @@ def test_demo_quick_runs_the_workflow_in_the_digits_world(comfy, tmp_path, capsy
 
 def test_demo_swaps_only_model_conditioning_vae_and_verifier(comfy):
     from worlds.digits.graphs import read_world
-    from benchmarks.ui_workflow import ui_to_api
+    from devtools.ui_workflow import ui_to_api
 
     original = ui_to_api(json.loads(demo.DEFAULT_WORKFLOW.read_text()), comfy.node_classes)
     world = read_world()

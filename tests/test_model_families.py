@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from benchmarks.tiny_families import FAMILY_LATENT_CHANNELS
+from devtools.tiny_families import FAMILY_LATENT_CHANNELS
 from comfy_harness import skip_unless_modern
 
 SIZE = 64

@@ -44,7 +44,7 @@ def test_search_nodes_have_video_widgets_with_tooltips(comfy):
 @pytest.fixture(scope="module")
 def wan(comfy, tiny_models):
     skip_unless_modern(comfy, "the 2024 ComfyUI snapshot has no Wan video models (comfy.ldm.wan)")
-    from benchmarks.tiny_video_models import write_tiny_wan_models
+    from devtools.tiny_video_models import write_tiny_wan_models
 
     return write_tiny_wan_models(tiny_models["models_dir"])
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from comfy_harness import ComfyExecutionError, add_search_sampling
-from benchmarks.tiny_vlm import write_qwen2_vl_folder
+from devtools.tiny_vlm import write_qwen2_vl_folder
 
 NODE = "DiffusionSearchVerifierVlm"
 SIZE = 32

@@ -10,7 +10,7 @@ import verifiers
 from verifiers.base import MissingWeightsError
 from verifiers.checkpoints import WeightsFileError
 from verifiers.vlm import load_vlm, parse_questions
-from benchmarks.tiny_vlm import write_qwen2_vl_folder
+from devtools.tiny_vlm import write_qwen2_vl_folder
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava", "idefics3")
 PROMPTS = ["a cat", "a red car on a big tree in the sky", "a dog"]  # different lengths: left padding is exercised

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.demo import provide_input_images, swap_in_tiny_model
+from devtools.workflow_swaps import provide_input_images, swap_in_tiny_model
 from comfy_harness import skip_unless_modern, ui_to_api
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "example_workflows"
@@ -60,13 +60,13 @@ def test_workflow_is_valid_ui_format_with_preview(path, comfy):
     else:
         assert "CheckpointLoaderSimple" in types and "UNETLoader" not in types
     preview = path.with_suffix(".png")
-    assert preview.is_file(), f"{preview.name} is missing: run python -m benchmarks.make_workflows"
+    assert preview.is_file(), f"{preview.name} is missing: run python -m devtools.make_workflows"
     with Image.open(preview) as image:
         assert json.loads(image.info["workflow"]) == workflow, "the PNG must carry this workflow (drag and drop)"
         picture = image.convert("RGB")
     # modern ComfyUI's template browser shows <name>.jpg: the same picture as the PNG
     thumbnail = path.with_suffix(".jpg")
-    assert thumbnail.is_file(), f"{thumbnail.name} is missing: run python -m benchmarks.workflow_previews"
+    assert thumbnail.is_file(), f"{thumbnail.name} is missing: run python -m devtools.workflow_previews"
     with Image.open(thumbnail) as image:
         assert image.format == "JPEG" and image.size == picture.size
         # 8x8 block means: what JPEG keeps best, even of noise-like previews
@@ -105,7 +105,7 @@ def test_workflow_runs_end_to_end(path, comfy, tiny_models):
     _skip_video_on_2024(path, comfy)
     prompt = ui_to_api(json.loads(path.read_text()), comfy.node_classes)
     if path.stem in VIDEO_WORKFLOWS:
-        from benchmarks.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
+        from devtools.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
         prompt = swap_in_tiny_wan(prompt, write_tiny_wan_models(tiny_models["models_dir"]), size=32, frames=5,
                                   steps=3)
     else:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.demo import provide_input_images, swap_in_tiny_model
-from benchmarks.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
+from devtools.workflow_swaps import provide_input_images, swap_in_tiny_model
+from devtools.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
 from comfy_harness import PACK_NAME, skip_unless_modern, ui_to_api
 from test_workflows import SEARCH_NODES, VIDEO_WORKFLOWS, WORKFLOWS
 from web_view_support import PAGE_TIMEOUT, TINY

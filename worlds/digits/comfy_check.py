@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1000, help="class d samples with KSampler seed SEED + d")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from benchmarks.comfy_runtime import ComfyRuntime
+    from devtools.comfy_runtime import ComfyRuntime
 
     manifest, _, _, classifiers = load_world(args.weights)
     base = Path(tempfile.mkdtemp(prefix="digits_comfy_check_"))

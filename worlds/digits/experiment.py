@@ -44,7 +44,7 @@ log = logging.getLogger("digits.experiment")
 
 def boot(world: World, base: Path):
     """The in-process ComfyUI with the world's model folders."""
-    from benchmarks.comfy_runtime import ComfyRuntime
+    from devtools.comfy_runtime import ComfyRuntime
     return register_folders(ComfyRuntime.boot(base, extra_model_folders=world.model_folders()), world)
 
 

@@ -137,7 +137,7 @@ def tiny_world(folder: Path, seed: int = 0) -> World:
     import timm
     from safetensors.torch import save_file
 
-    from benchmarks.tiny_models import write_tiny_models
+    from devtools.tiny_models import write_tiny_models
 
     folder = Path(folder)
     names = write_tiny_models(folder)

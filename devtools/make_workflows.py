@@ -1,5 +1,5 @@
 """Regenerate the example workflows (UI format), their preview PNGs and JPEG thumbnails:
-`python -m benchmarks.make_workflows [NAME...]` (or `./run bench make_workflows`).
+`python -m devtools.make_workflows [NAME...]` (or `./run tool make_workflows`).
 
 The video workflow (Wan 2.1) needs a modern ComfyUI (COMFYUI_PATH). budget_explorer's picture comes from the
 learned digits world (DIGITS_PICTURES), not the tiny model.
@@ -289,14 +289,14 @@ def main(argv=None) -> int:
     import torch
 
     sys.path.insert(0, str(WORKFLOW_DIR.parent))
-    from benchmarks.comfy_runtime import ComfyRuntime
-    from benchmarks.demo import provide_input_images, swap_in_digits_world, swap_in_tiny_model
+    from devtools.comfy_runtime import ComfyRuntime
+    from devtools.workflow_swaps import provide_input_images, swap_in_digits_world, swap_in_tiny_model
     from worlds.digits.graphs import read_world, register_folders
-    from benchmarks.tiny_models import write_tiny_models
-    from benchmarks.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
-    from benchmarks.ui_workflow import ui_to_api
+    from devtools.tiny_models import write_tiny_models
+    from devtools.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
+    from devtools.ui_workflow import ui_to_api
 
-    from benchmarks.workflow_previews import save_preview
+    from devtools.workflow_previews import save_preview
 
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)

@@ -52,7 +52,7 @@ def save_preview(outputs: dict, output_dir: Path, target: Path, workflow: dict) 
 
 
 def save_thumbnail(png: Path) -> Path:
-    """The PNG's picture as a JPEG beside it, same name (python -m benchmarks.workflow_previews makes all of them)."""
+    """The PNG's picture as a JPEG beside it, same name (python -m devtools.workflow_previews makes all of them)."""
     jpeg = Path(png).with_suffix(".jpg")
     with Image.open(png) as image:
         image.convert("RGB").save(jpeg, "JPEG", quality=90)
