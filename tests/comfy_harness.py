@@ -19,14 +19,15 @@ def skip_unless_modern(comfy, what: str) -> None:
         pytest.skip(f"{MODERN_ONLY}: {what} (set COMFYUI_PATH to a modern ComfyUI; CI runs it in its modern pass)")
 
 
-def add_search_sampling(graph: dict, sampler_node: dict, seed: int = 0, steps: int = 6, cfg: float = 3.0) -> dict:
+def add_search_sampling(graph: dict, sampler_node: dict, seed: int = 0, steps: int = 6, cfg: float = 3.0,
+                        model: str = "unet", scheduler: str = "normal") -> dict:
     """Add a search SAMPLER node, BasicScheduler, SamplerCustom and a capture of its latent (key "out") to a graph
-    from the `tiny_graph` fixture (which provides unet, pos, neg and latent)."""
+    from the `tiny_graph` fixture (which provides unet, pos, neg and latent); `model` names a node patching the UNet."""
     graph["search"] = sampler_node
     graph["sched"] = {"class_type": "BasicScheduler",
-                      "inputs": {"model": ["unet", 0], "scheduler": "normal", "steps": steps, "denoise": 1.0}}
+                      "inputs": {"model": [model, 0], "scheduler": scheduler, "steps": steps, "denoise": 1.0}}
     graph["sc"] = {"class_type": "SamplerCustom",
-                   "inputs": {"model": ["unet", 0], "add_noise": True, "noise_seed": seed, "cfg": cfg,
+                   "inputs": {"model": [model, 0], "add_noise": True, "noise_seed": seed, "cfg": cfg,
                               "positive": ["pos", 0], "negative": ["neg", 0], "sampler": ["search", 0],
                               "sigmas": ["sched", 0], "latent_image": ["latent", 0]}}
     graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["sc", 0], "key": "out"}}

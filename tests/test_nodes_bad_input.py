@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from comfy_harness import ComfyExecutionError, ComfyInterrupted
+from comfy_harness import ComfyExecutionError, ComfyInterrupted, add_search_sampling
 
 SIZE = 32
 
@@ -72,14 +72,7 @@ def _search_graph(tiny_graph, node):
     graph = tiny_graph(batch=1, size=SIZE)
     graph["ver"] = {"class_type": "DiffusionSearchVerifierPromptColour",
                     "inputs": {"device": "cpu", "dtype": "float32", "chunk_size": 16}}
-    graph["search"] = node
-    graph["sched"] = {"class_type": "BasicScheduler",
-                      "inputs": {"model": ["unet", 0], "scheduler": "normal", "steps": 2, "denoise": 1.0}}
-    graph["sc"] = {"class_type": "SamplerCustom", "inputs": {
-        "model": ["unet", 0], "add_noise": True, "noise_seed": 0, "cfg": 3.0, "positive": ["pos", 0],
-        "negative": ["neg", 0], "sampler": ["search", 0], "sigmas": ["sched", 0], "latent_image": ["latent", 0]}}
-    graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["sc", 0], "key": "out"}}
-    return graph
+    return add_search_sampling(graph, node, steps=2)
 
 
 SCORING = {"vae": ["vae", 0], "verifier": ["ver", 0], "prompt": "red", "score_size": 0, "chunk_size": 16}

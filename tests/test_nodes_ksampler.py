@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from comfy_harness import ComfyExecutionError
+from comfy_harness import ComfyExecutionError, add_search_sampling
 
 SIZE = 32
 
@@ -44,18 +44,12 @@ def test_ksampler_matches_sampler_custom_with_the_same_seed(comfy, tiny_graph):
     all_in_one = comfy.captured["best"]["samples"].clone()
     graph = tiny_graph(batch=2, size=SIZE)
     graph["ver"] = _ksampler_graph(tiny_graph)["ver"]
-    graph["bfs"] = {"class_type": "DiffusionSearchBFSSampler", "inputs": {
+    add_search_sampling(graph, {"class_type": "DiffusionSearchBFSSampler", "inputs": {
         "vae": ["vae", 0], "verifier": ["ver", 0], "prompt": "a red apple", "preset": "bfs", "particles": 3,
         "lam": 10.0, "resampling_steps": 2, "ess_threshold": 0.0, "temperature": "constant", "scoring": "max",
-        "resampling": "ssp", "score_size": 0, "chunk_size": 16}}
-    graph["sched"] = {"class_type": "BasicScheduler",
-                      "inputs": {"model": ["unet", 0], "scheduler": "normal", "steps": 5, "denoise": 1.0}}
-    graph["sc"] = {"class_type": "SamplerCustom", "inputs": {
-        "model": ["unet", 0], "add_noise": True, "noise_seed": 11, "cfg": 3.0, "positive": ["pos", 0],
-        "negative": ["neg", 0], "sampler": ["bfs", 0], "sigmas": ["sched", 0], "latent_image": ["latent", 0]}}
-    graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["sc", 0], "key": "custom"}}
+        "resampling": "ssp", "score_size": 0, "chunk_size": 16}}, seed=11, steps=5)
     comfy.run(graph)
-    assert torch.allclose(all_in_one, comfy.captured["custom"]["samples"], atol=1e-5)
+    assert torch.allclose(all_in_one, comfy.captured["out"]["samples"], atol=1e-5)
 
 
 def test_ksampler_dfs_and_progress(comfy, tiny_graph):

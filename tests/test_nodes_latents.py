@@ -3,7 +3,7 @@ import pytest
 from safetensors.torch import save_file
 import torch
 
-from comfy_harness import MODERN_ONLY, ComfyExecutionError, skip_unless_modern
+from comfy_harness import MODERN_ONLY, ComfyExecutionError, add_search_sampling, skip_unless_modern
 
 SIZE = 32
 STAGE_C_PREVIEWER = "tiny_stable_cascade_previewer.safetensors"
@@ -17,16 +17,10 @@ def _verifier():
 def _sampler_custom(tiny_graph, latent_node=None, vae="vae"):
     graph = tiny_graph(batch=1, size=SIZE)
     graph["ver"] = _verifier()
-    graph["search"] = {"class_type": "DiffusionSearchBFSSampler", "inputs": {
+    add_search_sampling(graph, {"class_type": "DiffusionSearchBFSSampler", "inputs": {
         "vae": [vae, 0], "verifier": ["ver", 0], "prompt": "red", "preset": "bfs", "particles": 2, "lam": 10.0,
         "resampling_steps": 1, "ess_threshold": 0.0, "temperature": "constant", "scoring": "max",
-        "resampling": "ssp", "score_size": 0, "chunk_size": 16}}
-    graph["sched"] = {"class_type": "BasicScheduler",
-                      "inputs": {"model": ["unet", 0], "scheduler": "normal", "steps": 2, "denoise": 1.0}}
-    graph["sc"] = {"class_type": "SamplerCustom", "inputs": {
-        "model": ["unet", 0], "add_noise": True, "noise_seed": 0, "cfg": 3.0, "positive": ["pos", 0],
-        "negative": ["neg", 0], "sampler": ["search", 0], "sigmas": ["sched", 0], "latent_image": ["latent", 0]}}
-    graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["sc", 0], "key": "out"}}
+        "resampling": "ssp", "score_size": 0, "chunk_size": 16}}, steps=2)
     if latent_node is not None:
         graph["latent"] = latent_node
     return graph

@@ -6,7 +6,7 @@ modern ComfyUI: there `ModelSamplingSD3` turns the tiny UNet into a flow model (
 import pytest
 import torch
 
-from comfy_harness import ComfyExecutionError, skip_unless_modern
+from comfy_harness import ComfyExecutionError, add_search_sampling, skip_unless_modern
 
 SIZE = 32
 
@@ -16,14 +16,7 @@ def _graph(tiny_graph, patch, search):
     graph["patched"] = patch
     graph["ver"] = {"class_type": "DiffusionSearchVerifierPromptColour",
                     "inputs": {"device": "cpu", "dtype": "float32", "chunk_size": 16}}
-    graph["search"] = search
-    graph["sched"] = {"class_type": "BasicScheduler",
-                      "inputs": {"model": ["patched", 0], "scheduler": "simple", "steps": 4, "denoise": 1.0}}
-    graph["sc"] = {"class_type": "SamplerCustom", "inputs": {
-        "model": ["patched", 0], "add_noise": True, "noise_seed": 3, "cfg": 3.0, "positive": ["pos", 0],
-        "negative": ["neg", 0], "sampler": ["search", 0], "sigmas": ["sched", 0], "latent_image": ["latent", 0]}}
-    graph["cap"] = {"class_type": "DiffusionSearchTestCapture", "inputs": {"value": ["sc", 0], "key": "out"}}
-    return graph
+    return add_search_sampling(graph, search, seed=3, steps=4, model="patched", scheduler="simple")
 
 
 def _scoring():
