@@ -53,8 +53,9 @@ def test_bind_builds_the_call_and_run_returns_what_search_core_gives(states):
     # the same search straight through search_core: same particle streams and generator seed
     generator = torch.Generator().manual_seed(5 + call_module.PARTICLE_SEED_OFFSET)
     guide = plain_host([]).scorers(plan.scoring, None, None, None, None)[0]
-    direct = call.search_fn(model, x, SIGMAS, {"seed": 5}, score_fn=guide.score, generator=generator,
-                            n_particles=3, config=plan.bfs, streams=streams.ParticleStreams(5, 2, 3))
+    direct = call.search_fn(model, x, SIGMAS, {"seed": 5}, score_fn=guide.score,
+                            generator=streams.ParticleStreams(5, 2, 3, population=generator), n_particles=3,
+                            config=plan.bfs)
     assert torch.equal(outcome.samples, direct)
     assert tuple(outcome.candidates.shape) == (2, 3, 4, 8, 8) and outcome.rows_per_call == 6
     kinds = [e["type"] for e in events]
@@ -63,7 +64,7 @@ def test_bind_builds_the_call_and_run_returns_what_search_core_gives(states):
     assert start["node"] == "7" and start["prompt_id"] == "prompt-1" and start["seed"] == 5
     assert start["verifiers"] == {"guide": "colourfulness", "select": None} and "extends" not in start
     assert events[-1]["evaluations"] > 0
-    assert [e["type"] for e in outcome.result.events] == kinds   # forwarded what search_core emitted
+    assert [e["type"] for e in outcome.trace.events] == kinds   # forwarded what search_core emitted
 
 
 def test_the_state_key_covers_every_input_but_the_budget(states):
@@ -97,14 +98,14 @@ def test_a_larger_budget_extends_the_kept_search_exactly(states, tmp_path):
     assert grown.extends == {"from_budget": 2, "budget": 4, "exact": True}
     assert events[0]["extends"] == grown.extends and events[0]["n_particles"] == 2   # only the added particles ran
     extend = events[-1]
-    assert extend["type"] == "extend" and grown.result.events[-1] == {k: extend[k] for k in grown.result.events[-1]}
+    assert extend["type"] == "extend" and grown.trace.events[-1] == {k: extend[k] for k in grown.trace.events[-1]}
     states.clear()
     whole_plan = _plan(particles=4, preset="best_of_n")
     whole_plan.reuse = False
     whole = call_module.run(call_module.bind(whole_plan, model, x, SIGMAS, {"seed": 3}, host=plain_host([])))
     assert torch.allclose(grown.samples, whole.samples, atol=1e-6)
-    assert grown.result.selected.tolist() == whole.result.selected.tolist()
-    assert grown.result.nfe_per_item == whole.result.nfe_per_item
+    assert grown.trace.selected.tolist() == whole.trace.selected.tolist()
+    assert grown.trace.nfe_per_item == whole.trace.nfe_per_item
 
 
 def test_dfs_binds_to_the_dive_strategy_and_resumes(states):
@@ -112,16 +113,16 @@ def test_dfs_binds_to_the_dive_strategy_and_resumes(states):
     model, x = TinyDenoiser(TinyBase()), _x(items=1)
     host = plain_host([])
     first = call_module.run(call_module.bind(_plan("dfs", nfe_budget=5), model, x, SIGMAS, {"seed": 2}, host=host))
-    assert first.result.algorithm == "dfs" and first.result.nfe_per_item == [5]
+    assert first.trace.algorithm == "dfs" and first.trace.nfe_per_item == [5]
     more = call_module.run(call_module.bind(_plan("dfs", nfe_budget=10), model, x, SIGMAS, {"seed": 2}, host=host))
     assert more.extends == {"from_budget": 5, "budget": 10, "exact": True}
     whole_plan = _plan("dfs", nfe_budget=10)
     whole_plan.reuse = False
     whole = call_module.run(call_module.bind(whole_plan, model, x, SIGMAS, {"seed": 2}, host=host))
-    assert more.result.nfe_per_item == whole.result.nfe_per_item and whole.result.nfe_per_item[0] > 5
+    assert more.trace.nfe_per_item == whole.trace.nfe_per_item and whole.trace.nfe_per_item[0] > 5
     # one run of the larger budget, unless the earlier sample was better: then that one (docs/extend.md)
     assert any(torch.allclose(more.samples, other.samples, atol=1e-6) for other in (whole, first))
-    assert float(more.result.rewards.max()) >= float(first.result.rewards.max())
+    assert float(more.trace.rewards.max()) >= float(first.trace.rewards.max())
 
 
 ISOLATED = textwrap.dedent("""
@@ -143,7 +144,7 @@ ISOLATED = textwrap.dedent("""
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 6
     outcome = call.run(call.bind(search, TinyDenoiser(TinyBase()), x, torch.tensor([6.0, 2.0, 0.0]), {},
                                  host=plain_host([])))
-    print(json.dumps({'shape': list(outcome.samples.shape), 'nfe': outcome.result.nfe,
+    print(json.dumps({'shape': list(outcome.samples.shape), 'nfe': outcome.trace.nfe,
                       'comfy': sorted(m for m in sys.modules if m.split('.')[0] in ('comfy', 'nodes', 'server'))}))
 """)
 
