@@ -10,7 +10,8 @@ Paper: "Inference-Time Scaling of Diffusion Models Through Classical Search" (IC
   through ``sop.sample_sop`` / ``beam.sample_beam``).
 - ``trace.Trace`` (``trace=``: the events, live to its ``on_event``, and what the search produced);
   ``streams.ParticleStreams`` (``generator=`` takes one: per-particle noise, for extension); ``resampling`` (pure
-  functions on log-weights); ``noise`` (both noise forms, ancestral step, forward kernel); ``chunking.run_chunked``; ``testbed`` (exact Gaussian-mixture testbed).
+  functions on log-weights); ``noise`` (both noise forms, ancestral step, forward kernel); ``chunking.run_chunked``;
+  ``testbed`` (exact Gaussian-mixture testbed).
 """
 from .bfs import sample_bfs
 from .config import BeamConfig, BFSConfig, DFSConfig, LangevinConfig, SoPConfig

@@ -91,8 +91,8 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                config=_config_dict(config, resample_at, local, n_steps, select_for, select_fn is not None))
 
     if streams is not None and len(streams) != n_items * n:
-        raise ValueError(f"generator: the ParticleStreams have {len(streams)} rows for {n_items} items x {n} particles; "
-                         f"make them ParticleStreams(seed, {n_items}, {n})")
+        raise ValueError(f"generator: the ParticleStreams have {len(streams)} rows for {n_items} items x {n} "
+                         f"particles; make them ParticleStreams(seed, {n_items}, {n})")
     xs = expand_particles(x, n, sigmas[0], noise_form, generator, start_x0, streams)
     noise = generator if streams is None else streams.rows()
     paths = PathWeights(config.scoring, config.reward_floor, n_items, n, x.device)
