@@ -84,6 +84,56 @@ def test_the_state_key_covers_every_input_but_the_budget(states):
                       "noise")
 
 
+class DuckVerifier:
+    """A verifier of another pack: the SEARCH_VERIFIER interface (score) without our Verifier base class."""
+
+    name, differentiable, needs_prompt = "duck", False, False
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+
+    def score(self, images, prompts=None, *, grad=False):
+        return images.mean((1, 2, 3)) * self.scale
+
+
+class KeyedDuckVerifier(DuckVerifier):
+    def key_fields(self) -> dict:
+        return {"name": self.name, "scale": self.scale}
+
+
+def _key_with(verifier=None, **extra):
+    call_module, plan = pack_module("bridge.call"), _plan(particles=2)
+    if verifier is not None:
+        plan.scoring.guide_verifier = verifier
+    return call_module.bind(plan, TinyDenoiser(TinyBase()), _x(), SIGMAS, {"seed": 5, **extra},
+                            host=plain_host([])).key
+
+
+def test_a_value_without_a_key_rule_is_not_kept_and_the_warning_names_it(states, caplog):
+    """No guessing from attributes: an object of a type without a rule makes the search run whole, not kept."""
+    with caplog.at_level("WARNING"):
+        assert _key_with(DuckVerifier()) is None
+    assert "DuckVerifier" in caplog.text and "key_fields" in caplog.text and "settings/guide" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert _key_with(opaque=object()) is None
+    assert "builtins.object" in caplog.text and "conditioning/extra_args/opaque" in caplog.text
+    # a verifier that says what shapes its rewards (Verifier.key_fields) is kept, and its settings are in the key
+    keyed = _key_with(KeyedDuckVerifier(1.0))
+    assert keyed is not None and keyed == _key_with(KeyedDuckVerifier(1.0)) != _key_with(KeyedDuckVerifier(2.0))
+
+
+def test_functions_are_keyed_by_name_and_what_they_captured(states):
+    def wrapper_of(scale):
+        def wrapper(apply_model, args):   # a model patch's closure: its setting lives in the cell
+            return apply_model(args["input"], args["timestep"]) * scale
+        return wrapper
+    options = lambda scale: {"model_options": {"model_function_wrapper": wrapper_of(scale)}}  # noqa: E731
+    base = _key_with(**options(1.0))
+    assert base is not None and base == _key_with(**options(1.0)) != _key_with(**options(1.5))
+    assert _key_with(**options(1.0)) != _key_with()
+
+
 def test_a_larger_budget_extends_the_kept_search_exactly(states, tmp_path):
     call_module = pack_module("bridge.call")
     model, x = TinyDenoiser(TinyBase()), _x()
