@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import add_search_sampling
+from comfy_harness import add_search_sampling, comfyui_root, is_modern
 
 SIZE, STEPS = 32, 4
 
@@ -202,13 +202,13 @@ def test_comfyui_conds_and_patches_are_keyed_by_their_tensors(comfy):
     all, weight patches by their tensors and strengths: the same content gives the same key, a changed one another."""
     import uuid
 
-    import comfy.conds
+    conds = import_module("comfy.conds")   # not `import comfy.conds`: `comfy` is the fixture
     module = import_module(f"{comfy.pack.__name__}.bridge.state_key")
     assert module.KEY_VERSION >= 2
 
     def cond(scale=1.0, strength=1.0):
         return {"conds": {"positive": [{"cross_attn": torch.ones(1, 4, 8), "uuid": uuid.uuid4(), "strength": strength,
-                                        "model_conds": {"c_crossattn": comfy.conds.CONDCrossAttn(
+                                        "model_conds": {"c_crossattn": conds.CONDCrossAttn(
                                             torch.ones(1, 4, 8) * scale)}}]}}
     base = module.state_key(conditioning=cond())
     assert base == module.state_key(conditioning=cond())   # a fresh uuid, the same cond
@@ -221,8 +221,9 @@ def test_comfyui_conds_and_patches_are_keyed_by_their_tensors(comfy):
     assert module.state_key(patches=lora(1.0)) == module.state_key(patches=lora(1.0)) != module.state_key(
         patches=lora(0.8))
     try:   # modern ComfyUI: a LoRA patch is a weight adapter object
-        from comfy.weight_adapter.lora import LoRAAdapter
+        LoRAAdapter = import_module("comfy.weight_adapter.lora").LoRAAdapter
     except ImportError:
+        assert not is_modern(comfyui_root()), "modern ComfyUI keeps LoRA patches in comfy.weight_adapter"
         return
 
     def adapter(scale):
