@@ -88,10 +88,10 @@ class SearchCall:
 
 @dataclasses.dataclass(frozen=True)
 class SearchOutcome:
-    """What a search returns: its samples, the SearchResult and the candidates in ComfyUI's output latent space."""
+    """What a search returns: its samples, its Trace and the candidates in ComfyUI's output latent space."""
 
     samples: torch.Tensor
-    result: Any                    # search_core.trace.SearchResult
+    trace: Any                     # search_core.trace.Trace: the events and the result fields
     candidates: torch.Tensor | None   # [B, N, C, h, w] after inverse_noise_scaling and process_latent_out
     noise_form: str
     rows_per_call: int             # the most particle rows one denoiser call was given (memory policy)
@@ -116,7 +116,8 @@ def bind(plan: SearchPlan, model, latents: torch.Tensor, sigmas: torch.Tensor, e
     guide, select = host.scorers(spec, base_model, latents.device, rows_policy, patcher)
     seed = int((extra_args or {}).get("seed") or 0)
     # A CPU generator: the same seed gives the same search on every device, like ComfyUI's own noise. Particle noise
-    # comes from per-particle streams (search_core/streams.py); this one draws the resampling.
+    # comes from per-particle streams (search_core/streams.py, made by the extend strategy); this one is their
+    # population generator (resampling).
     generator = torch.Generator(device="cpu").manual_seed((seed + PARTICLE_SEED_OFFSET) % (2 ** 63))
     kwargs = dict(score_fn=guide.score, generator=generator, noise_form=noise_form, max_batch=rows_policy,
                   **plan.search_kwargs())
@@ -154,7 +155,7 @@ def run(call: SearchCall) -> SearchOutcome:
     (search_core.extend.STRATEGIES), then keep this one."""
     from ..search_core.evaluation import DenoiserGradientError
     from ..search_core.extend import STRATEGIES, Earlier
-    from ..search_core.trace import SearchResult
+    from ..search_core.trace import Trace
     algorithm, host = call.plan.algorithm, call.host
     folder = None if host.state_folder is None else host.state_folder()
     previous = None if call.key is None else kept.find(call.key, algorithm, call.budget, tuple(call.x.shape),
@@ -168,19 +169,19 @@ def run(call: SearchCall) -> SearchOutcome:
                                run_info={**call.run_info, **({"extends": extends} if extends else {})},
                                send=host.send_event, check_interrupt=host.check_interrupted,
                                send_text=host.send_text, prompt_id=host.prompt_id())
-    result = SearchResult()
+    trace = Trace(on_event=forwarder)
     try:
         samples = STRATEGIES[algorithm](
             call.search_fn, call.model, call.x, call.sigmas, call.extra_args, call.callback, call.disable,
-            seed=call.seed, budget=call.budget, exact=call.exact, result=result, on_event=forwarder,
+            seed=call.seed, budget=call.budget, exact=call.exact, trace=trace,
             earlier=None if previous is None else Earlier(previous.budget, previous.tensors), **call.kwargs)
     except DenoiserGradientError as error:
         raise ValueError(f"Local Search Settings: gradient_mode 'denoiser' could not backpropagate through this "
                          f"model ({error}); set gradient_mode to 'x0', which works with every model") from error
     if call.key is not None:
-        kept.keep(call.key, algorithm, call.budget, result, None if previous is None else previous.budget, folder)
-    return SearchOutcome(samples=samples, result=result, noise_form=call.noise_form,
-                         candidates=_output_space(call.base_model, call.sigmas, result.particles),
+        kept.keep(call.key, algorithm, call.budget, trace, None if previous is None else previous.budget, folder)
+    return SearchOutcome(samples=samples, trace=trace, noise_form=call.noise_form,
+                         candidates=_output_space(call.base_model, call.sigmas, trace.particles),
                          rows_per_call=call.rows_policy.largest, extends=extends)
 
 

@@ -95,11 +95,11 @@ def check_state(state, shape: tuple, n_steps: int, exact: bool) -> None:
         _tensor(t, "selected", (n_items,), "int", 0, budget - 1)
 
 
-def keep(key: str, algorithm: str, budget: int, result, earlier_budget: int | None, folder: str | None) -> None:
+def keep(key: str, algorithm: str, budget: int, trace, earlier_budget: int | None, folder: str | None) -> None:
     """Keep a finished search under ``key``: in memory (``states.CACHE``) and, with a ``folder``, as files."""
     from ..search_core.extend import kept_tensors
-    info = {"events": result.events, "nfe_per_item": list(result.nfe_per_item), "extended_from": earlier_budget}
-    state = states.SearchState(key, algorithm, budget, kept_tensors(result), info)
+    info = {"events": trace.events, "nfe_per_item": list(trace.nfe_per_item), "extended_from": earlier_budget}
+    state = states.SearchState(key, algorithm, budget, kept_tensors(trace), info)
     states.CACHE.put(state)
     if folder is not None:
         states.save_state(folder, state)

@@ -1,31 +1,39 @@
 """The state key of a search: a SHA-256 over an explicit list of its inputs (``StateInputs``), all but the budget.
 
-Any change of an input gives another key, so a changed input never reuses a stale state (kept.py). Weights are hashed
-by a strided sample of every tensor (a LoRA changes them all); tensors by content; plain data by value.
+Any change of an input gives another key, so a changed input never reuses a stale state (kept.py). Each kind of value
+has its own rule (``_Digest.value``): plain data by value, tensors by content, weights by a strided sample of every
+tensor (a LoRA changes them all), ComfyUI's conds by their tensor, weight patches by their tensors and strengths,
+verifiers by ``key_fields()`` and their weights, dataclasses by their fields, functions by name and captured values.
+A value of any other type is not guessed from its attributes: KeyTooComplex, so the search runs whole, is not kept,
+and a warning names the type (never a stale reuse).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
+import types
+import uuid
 from typing import Any, NamedTuple
 
 import torch
 
 log = logging.getLogger(__name__)
 
-KEY_VERSION = 1           # part of every key: bump when what a key covers changes
+KEY_VERSION = 2           # part of every key: bump when what a key covers changes
 SAMPLE = 4096             # elements hashed per weight tensor (strided): a LoRA changes them all
 MAX_VISITS = 50000        # objects walked per part of a key: beyond it (or too deep) the search is not kept
 MAX_DEPTH = 16
 
 
 class KeyTooComplex(ValueError):
-    """An input too large or deep to digest fully: the search runs whole and is not kept (never a stale reuse)."""
+    """An input too large or deep to digest fully, or of a type without a rule: the search runs whole and is not kept
+    (never a stale reuse)."""
 
 
 class WeightsOnly:
-    """A module hashed by its weights alone (ComfyUI's model: its attributes count loads and patches per run)."""
+    """A module hashed by its weights alone (ComfyUI's model, a VAE: their attributes count loads and patches)."""
 
     def __init__(self, module: torch.nn.Module):
         self.module = module
@@ -90,7 +98,7 @@ def state_key(**parts) -> str:
     digest = _Digest()
     digest.text(f"diffusion-search-state v{KEY_VERSION}")
     for name in sorted(parts):
-        digest.visits = 0
+        digest.visits, digest.path = 0, [name]
         digest.text(name)
         digest.value(parts[name])
     return digest.hexdigest()
@@ -103,77 +111,103 @@ def _tensor_bytes(t: torch.Tensor, limit: int | None = None) -> bytes:
     return flat.to("cpu", copy=True).contiguous().view(torch.uint8).numpy().tobytes()
 
 
-# What ComfyUI's ModelPatcher sets on a module when it loads it (both versions): not a setting of the module.
-LOADING_ATTRIBUTES = {"current_patcher", "current_weight_patches_uuid", "device", "lowvram_patch_counter",
-                      "model_loaded_weight_memory", "model_lowvram", "skip_injection", "model_offload_buffer_memory"}
+def _type_name(value) -> str:
+    return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
-def _setting(value) -> bool:
-    """Plain data (numbers, strings, lists of them, dataclasses): what a module's settings are made of."""
-    if isinstance(value, (list, tuple)):
-        return all(_setting(v) for v in value)
-    return value is None or isinstance(value, (bool, int, float, str)) or (
-        dataclasses.is_dataclass(value) and not isinstance(value, type))
+def _is_comfy(value, module: str, base: str) -> bool:
+    """Whether ``value`` is an instance of ComfyUI's ``module.base`` or a subclass (without importing ComfyUI)."""
+    return any(c.__name__ == base and c.__module__ == module for c in type(value).__mro__)
+
+
+PLAIN = (bool, int, float, str, bytes)
 
 
 class _Digest:
-    """SHA-256 over the values of StateInputs, one rule per kind of value (``value``)."""
+    """SHA-256 over the values of StateInputs, one explicit rule per kind of value (``value``)."""
 
     def __init__(self):
         self.hash = hashlib.sha256()
         self.visits = 0
         self.seen: dict[int, object] = {}   # id -> object, kept alive: a freed temporary's id comes back
+        self.path: list[str] = []           # where the digest is (for the message of a value without a rule)
 
     def text(self, value) -> None:
         self.hash.update(str(value).encode("utf-8", "replace") + b"\0")
 
     def value(self, value: Any, depth: int = 0) -> None:
-        """Plain values by repr; tensors by content; modules by weights (and plain settings); containers item by
-        item; functions by name; other objects (ComfyUI's conds and patches, a VideoScoring) by their public
-        fields."""
+        """The rule of ``value``'s kind; KeyTooComplex for a type without one."""
         self.visits += 1
         if self.visits > MAX_VISITS or depth > MAX_DEPTH:
             raise KeyTooComplex(f"more than {MAX_VISITS} objects or {MAX_DEPTH} levels")
-        if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        if value is None or isinstance(value, PLAIN):
             self.text(f"{type(value).__name__}:{value!r}")
         elif isinstance(value, torch.Tensor):
             self.text(f"tensor {value.dtype} {tuple(value.shape)}")
             self.hash.update(_tensor_bytes(value, 1 << 20))
         elif isinstance(value, (torch.dtype, torch.device)):
             self.text(value)
+        elif isinstance(value, uuid.UUID):
+            self.text("uuid")   # ComfyUI gives every cond a fresh one per run: an identity, not an input
         elif id(value) in self.seen:
             self.text("<seen>")
-        elif isinstance(value, WeightsOnly):
-            self.module(value.module, settings=False)
-        elif isinstance(value, torch.nn.Module):
+        else:
             self.seen[id(value)] = value
+            self.composite(value, depth)
+
+    def composite(self, value: Any, depth: int) -> None:
+        if isinstance(value, WeightsOnly):
+            self.module(value.module)
+        elif callable(getattr(value, "key_fields", None)):   # a verifier (verifiers/base.py): settings + weights
+            self.text(f"keyed {_type_name(value)}")
+            if isinstance(value, torch.nn.Module):
+                self.module(value)
+            self.value(value.key_fields(), depth + 1)
+        elif isinstance(value, torch.nn.Module):   # a model sampling object patch, a module in an option: weights
             self.module(value)
         elif isinstance(value, dict):
-            self.seen[id(value)] = value
             self.mapping(value, depth)
-        elif isinstance(value, (list, tuple)):
-            self.seen[id(value)] = value
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
             self.text(f"{type(value).__name__}[{len(value)}]")
-            for item in value:
+            for item in items:
                 self.value(item, depth + 1)
-        elif callable(value) and hasattr(value, "__qualname__"):   # functions: by name (patches, wrappers)
-            self.text(f"fn {getattr(value, '__module__', '')}.{value.__qualname__}")
-        elif dataclasses.is_dataclass(value) or hasattr(value, "__dict__"):
-            self.seen[id(value)] = value
-            self.text(f"object {type(value).__module__}.{type(value).__qualname__}")
-            self.value({k: v for k, v in vars(value).items() if not k.startswith("_")}, depth + 1)
+        elif _is_comfy(value, "comfy.conds", "CONDRegular"):   # CONDCrossAttn, CONDNoiseShape, ...: the tensor
+            self.text(f"cond {type(value).__qualname__}")
+            self.value(value.cond, depth + 1)
+        elif _is_comfy(value, "comfy.weight_adapter.base", "WeightAdapterBase"):   # a LoRA patch (modern ComfyUI)
+            self.text(f"adapter {type(value).__qualname__} {getattr(value, 'name', '')}")
+            self.value([value.weights, getattr(value, "multiplier", 1.0)], depth + 1)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):   # VideoScoring, configs
+            self.text(f"dataclass {_type_name(value)}")
+            self.value({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, depth + 1)
+        elif isinstance(value, functools.partial):
+            self.text("partial")
+            self.value([value.func, value.args, value.keywords], depth + 1)
+        elif isinstance(value, types.FunctionType):   # by name, and what it captured (a closure's settings)
+            self.text(f"fn {value.__module__}.{value.__qualname__}")
+            cells = [c.cell_contents for c in (value.__closure__ or ()) if _filled(c)]
+            self.value([value.__defaults__, value.__kwdefaults__, cells], depth + 1)
+        elif isinstance(value, (types.MethodType, types.BuiltinFunctionType, types.BuiltinMethodType)):
+            self.text(f"method {getattr(value, '__module__', '')}.{value.__qualname__}")
+            owner = getattr(value, "__self__", None)
+            if owner is not None and not isinstance(owner, types.ModuleType):
+                self.value(owner, depth + 1)
         else:
-            self.text(f"object {type(value).__qualname__}")
+            where = "/".join(self.path)   # safe_key logs the warning: the search runs whole, not kept
+            raise KeyTooComplex(f"no key rule for a {_type_name(value)} (at {where}); give it a key_fields() method "
+                                f"(plain data) or leave it out of the search's inputs")
 
     def mapping(self, value: dict, depth: int) -> None:
         for key in sorted(value, key=str):
             self.text(key)
+            self.path.append(str(key))
             self.value(value[key], depth + 1)
+            self.path.pop()
 
-    def module(self, module: torch.nn.Module, settings: bool = True) -> None:
-        """The weights (a strided sample of every parameter and buffer) and, with ``settings``, each submodule's
-        plain public attributes (a composite's weights, a classifier's label), not what loading changes."""
-        self.text(f"module {type(module).__module__}.{type(module).__qualname__}")
+    def module(self, module: torch.nn.Module) -> None:
+        """The module's type and weights: a strided sample of every parameter and buffer."""
+        self.text(f"module {_type_name(module)}")
         samples = []
         for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
             self.text(f"{name} {tensor.dtype} {tuple(tensor.shape)}")
@@ -182,12 +216,14 @@ class _Digest:
             samples.append(flat[::step].to(torch.float32))   # exact for every float format up to float32
         if samples:  # one transfer for the whole model
             self.hash.update(torch.cat([s.to(samples[0].device) for s in samples]).cpu().numpy().tobytes())
-        if settings:
-            for name, sub in module.named_modules():
-                plain = {k: v for k, v in vars(sub).items()
-                         if not k.startswith("_") and k not in LOADING_ATTRIBUTES and _setting(v)}
-                self.text(name)
-                self.value(plain, 1)
 
     def hexdigest(self) -> str:
         return self.hash.hexdigest()
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:   # a cell not yet assigned (a recursive closure being defined)
+        return False
+    return True

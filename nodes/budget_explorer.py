@@ -176,7 +176,7 @@ class DiffusionSearchBudgetExplorer:
                 started = time.perf_counter()
                 _, outcome = run_search(model, run_seed, steps, cfg, scheduler, positive, negative, latent_image,
                                         denoise, plans[(name, size)], callback=on_step)
-                runs.append(_record(name, size, run_seed, outcome.result, n_items, time.perf_counter() - started))
+                runs.append(_record(name, size, run_seed, outcome.trace, n_items, time.perf_counter() - started))
             except compat.interrupt_exception():
                 cancelled = True
                 log.warning("budget explorer cancelled after %d of %d runs; returning those", len(runs), len(jobs))
@@ -222,9 +222,9 @@ class DiffusionSearchBudgetExplorer:
         return {"ui": {"text": [table]}, "result": (plot, table, document)}
 
 
-def _record(preset, budget, seed, result, n_items, seconds) -> Run:
-    """One run's figures from its SearchResult: the selected sample's reward per latent, NFE per latent."""
-    final = next(event for event in reversed(result.events) if event["type"] == "final")
+def _record(preset, budget, seed, trace, n_items, seconds) -> Run:
+    """One run's figures from its Trace: the selected sample's reward per latent, NFE per latent."""
+    final = next(event for event in reversed(trace.events) if event["type"] == "final")
     rewards = [float(row[pick]) for row, pick in zip(final["rewards"], final["selected"])]
-    return Run(preset=preset, budget=int(budget), seed=int(seed), nfe_per_image=result.nfe / n_items,
+    return Run(preset=preset, budget=int(budget), seed=int(seed), nfe_per_image=trace.nfe / n_items,
                seconds=float(seconds), reward=sum(rewards) / len(rewards), rewards=rewards)

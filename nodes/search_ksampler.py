@@ -124,19 +124,19 @@ def _plan(search, scoring, particles, lam, resampling_steps, delta, backtrack_st
 
 def _outputs(latent_image, samples, outcome: SearchOutcome):
     """best latent, ranked candidates [B*N] (item-major, best first), scores and trace as JSON strings."""
-    result = outcome.result
+    trace = outcome.trace
     best = dict(latent_image)
     best["samples"] = samples
     best.pop("noise_mask", None)
     candidates = dict(best)
     scores = {"rewards": [], "order": [], "nfe": 0}
     if outcome.candidates is not None:
-        order = result.order.to(torch.long).cpu()
+        order = trace.order.to(torch.long).cpu()
         ranked = torch.stack([outcome.candidates[b][order[b]] for b in range(order.shape[0])])
         candidates["samples"] = ranked.reshape(-1, *ranked.shape[2:]).to(samples.device)
-        rewards = result.rewards.float().cpu()
+        rewards = trace.rewards.float().cpu()
         scores = {"rewards": [[float(rewards[b, i]) for i in order[b]] for b in range(order.shape[0])],
-                  "order": order.tolist(), "nfe": int(result.nfe), "nfe_per_item": list(result.nfe_per_item),
-                  "grad_evals": int(result.grad_evals)}
+                  "order": order.tolist(), "nfe": int(trace.nfe), "nfe_per_item": list(trace.nfe_per_item),
+                  "grad_evals": int(trace.grad_evals)}
         candidates.pop("batch_index", None)
-    return (best, candidates, json.dumps(scores), result.to_json())
+    return (best, candidates, json.dumps(scores), trace.to_json())

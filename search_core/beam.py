@@ -18,7 +18,8 @@ from .evaluation import Evaluator
 from .noise import ancestral_step, randn_like
 from .particles import check_inputs
 from .population import EMPTY, finish_population, preview, starts
-from .trace import SearchResult, Trace, to_list
+from .streams import noise_sources
+from .trace import Trace, to_list
 
 
 def beam_widths(config: BeamConfig, n: int, n_steps: int) -> tuple[int, list[int]]:
@@ -74,18 +75,22 @@ def _uniform(generator, shape) -> torch.Tensor:
 
 def sample_beam(model, x, sigmas, extra_args=None, callback=None, disable=None, *, score_fn, generator,
                 n_particles: int = 4, config: BeamConfig | None = None, select_fn=None, select_for: str = "final",
-                noise_form: str = "eps", max_batch=None, on_event=None, result: SearchResult | None = None,
-                start_x0: torch.Tensor | None = None, streams=None, algorithm: str = "bfs") -> torch.Tensor:
-    """The beam search of ``config`` with final width N = ``n_particles``; returns the best final sample per item."""
+                noise_form: str = "eps", max_batch=None, trace: Trace | None = None,
+                start_x0: torch.Tensor | None = None, algorithm: str = "bfs") -> torch.Tensor:
+    """The beam search of ``config`` with final width N = ``n_particles``; returns the best final sample per item.
+
+    ``generator``, ``trace``: as ``sample_bfs`` (with ParticleStreams: the starts from streams, the step noise and
+    the search draws from the population generator)."""
     config = (config or BeamConfig()).validate()
     sigmas = check_inputs(x, sigmas, generator, n_particles, noise_form, config.eta)
+    streams, generator = noise_sources(generator)
     if not callable(score_fn):
         raise ValueError("score_fn is required: a callable x0 [M, ...] -> rewards [M] (the verifier)")
     weight_fn = select_fn if (select_fn is not None and select_for == "resample_and_final") else score_fn
     n_items, n, n_steps, dev = x.shape[0], int(n_particles), sigmas.numel() - 1, x.device
     w0, widths = beam_widths(config, n, n_steps)
     ev = Evaluator(model, extra_args, n_items, max_batch, dev)
-    trace = Trace(algorithm, result, on_event)
+    trace = Trace.begin(trace, algorithm)
     trace.emit("start", n_items=n_items, n_particles=w0, n_steps=n_steps, sigmas=sigmas, noise_form=noise_form,
                config=to_list({**config.to_dict(), "preset": config.name, "n": n, "widths": [w0] + widths}))
     sigma_list = sigmas.tolist()

@@ -3,7 +3,7 @@
 Paper, "Unified BFS": weights w ∝ exp(λ_t · score) at resampling steps, with the three axes temperature / scoring /
 resampling (``BFSConfig``; presets in ``presets.PRESETS``). Optional Langevin local search on every step (joint
 scaling) and dual verifiers (``select_fn`` selects, ``score_fn``/``guide_fn`` guide). k-diffusion signature:
-``sample_bfs(model, x, sigmas, extra_args, callback, disable, *, score_fn, generator, ...) -> [B, ...]``.
+``sample_bfs(model, x, sigmas, extra_args, callback, disable, *, score_fn, generator, trace, ...) -> [B, ...]``.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from .particles import ancestor_rows, check_inputs, expand_particles, gather_par
 from .path_weights import PathWeights
 from .presets import get_preset
 from .schedules import resample_steps, temperature
-from .trace import SearchResult, Trace, to_list
+from .streams import noise_sources
+from .trace import Trace, to_list
 
 log = logging.getLogger(__name__)
 SELECT_FOR = ("final", "resample_and_final")
@@ -48,25 +49,27 @@ def _config_dict(config: BFSConfig, resample_at, local, n_steps, select_for, dua
 def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *, score_fn, generator,
                n_particles: int = 4, config: BFSConfig | SoPConfig | BeamConfig | None = None, select_fn=None,
                select_for: str = "final", local: LangevinConfig | None = None, guide_fn=None,
-               noise_form: str = "eps", eta: float = 1.0, max_batch: int | None = None, on_event=None,
-               result: SearchResult | None = None, start_x0: torch.Tensor | None = None,
-               algorithm: str = "bfs", streams=None) -> torch.Tensor:
+               noise_form: str = "eps", eta: float = 1.0, max_batch: int | None = None, trace: Trace | None = None,
+               start_x0: torch.Tensor | None = None, algorithm: str = "bfs") -> torch.Tensor:
     """BFS over N particles per item; returns the selected sample of each item [B, ...].
 
     ``config``: a ``BFSConfig`` (a preset: ``get_preset(name)``; None: the paper's BFS) or a baseline's ``SoPConfig``
     / ``BeamConfig``.
+    ``generator``: a ``torch.Generator`` (every draw, particle noise and resampling) or a ``ParticleStreams`` (B x N
+    rows: each particle's noise from its own stream, so its path does not depend on N, for extension:
+    search_core/extend.py; resampling from the streams' ``population`` generator).
+    ``trace``: a ``Trace`` to fill (events, live to its ``on_event``, and the result fields); None: not kept.
     ``start_x0``: the clean latent the start noise was added to (img2img); fresh particles start from
-    a(σ0)·start_x0 + σ0·ε (zeros when None: text-to-image). ``streams`` (``ParticleStreams``, B x N rows):
-    particle noise from per-particle streams, so a particle's path does not depend on N (extension, search_core/extend.py);
-    resampling still draws from ``generator``.
+    a(σ0)·start_x0 + σ0·ε (zeros when None: text-to-image).
     """
     config = resolve_config(config)
     if not isinstance(config, BFSConfig):
         return _baseline(config, model, x, sigmas, extra_args, callback, disable, score_fn=score_fn,
                          generator=generator, n_particles=n_particles, select_fn=select_fn, select_for=select_for,
-                         local=local, noise_form=noise_form, max_batch=max_batch, on_event=on_event, result=result,
-                         start_x0=start_x0, algorithm=algorithm, streams=streams)
+                         local=local, noise_form=noise_form, max_batch=max_batch, trace=trace, start_x0=start_x0,
+                         algorithm=algorithm)
     sigmas = check_inputs(x, sigmas, generator, n_particles, noise_form, eta)
+    streams, generator = noise_sources(generator)
     if not callable(score_fn):
         raise ValueError("score_fn is required: a callable x0 [M, ...] -> rewards [M] (the verifier)")
     if select_for not in SELECT_FOR:
@@ -80,7 +83,7 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
 
     n_items, n, n_steps = x.shape[0], int(n_particles), sigmas.numel() - 1
     ev = Evaluator(model, extra_args, n_items, max_batch, x.device)
-    trace = Trace(algorithm, result, on_event)
+    trace = Trace.begin(trace, algorithm)
     items = torch.arange(n_items, device=x.device).repeat_interleave(n)
     resample_at = resample_steps(config, n_steps)
     warn_if_deterministic(eta, n, bool(resample_at) or config.final_ess_threshold is not None)
@@ -88,7 +91,8 @@ def sample_bfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
                config=_config_dict(config, resample_at, local, n_steps, select_for, select_fn is not None))
 
     if streams is not None and len(streams) != n_items * n:
-        raise ValueError(f"streams has {len(streams)} rows for {n_items} items x {n} particles")
+        raise ValueError(f"generator: the ParticleStreams have {len(streams)} rows for {n_items} items x {n} "
+                         f"particles; make them ParticleStreams(seed, {n_items}, {n})")
     xs = expand_particles(x, n, sigmas[0], noise_form, generator, start_x0, streams)
     noise = generator if streams is None else streams.rows()
     paths = PathWeights(config.scoring, config.reward_floor, n_items, n, x.device)
@@ -174,7 +178,7 @@ def warn_if_deterministic(eta: float, n: int, resamples: bool) -> None:
 
 def finish(trace: Trace, ev: Evaluator, xs: torch.Tensor, n_items: int, n: int, final_fn, config: BFSConfig,
            n_steps: int, generator: torch.Generator, paths: PathWeights) -> torch.Tensor:
-    """Score the final particles with the selecting verifier, pick one per item, fill the result, emit ``final``.
+    """Score the final particles with the selecting verifier, pick one per item, fill the trace, emit ``final``.
 
     Final log-weight: the carried weights plus λ_T·path score ("score"), or λ·r_T minus the potentials applied
     ("corrected": FK's last step; the draw then targets p0·exp(λ·r)). ``final_ess_threshold``: multinomial
@@ -204,11 +208,11 @@ def finish(trace: Trace, ev: Evaluator, xs: torch.Tensor, n_items: int, n: int, 
         selected = torch.where(survivors, rewards.to(torch.float64), -math.inf).argmax(1)
     particles = item_view(xs, n_items)
     samples = particles[torch.arange(n_items, device=xs.device), selected]
-    res = trace.result
-    res.samples, res.particles, res.rewards, res.order = samples, particles, rewards, order
-    res.selected = selected
-    res.nfe, res.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
-    res.grad_evals, res.denoiser_grad_evals, res.score_evals = ev.grad_evals, ev.denoiser_grad_evals, ev.score_evals
-    trace.emit("final", rewards=rewards, order=order, selected=selected, nfe=ev.nfe, nfe_per_item=res.nfe_per_item,
+    trace.samples, trace.particles, trace.rewards, trace.order = samples, particles, rewards, order
+    trace.selected = selected
+    trace.nfe, trace.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
+    trace.grad_evals, trace.denoiser_grad_evals, trace.score_evals = (ev.grad_evals, ev.denoiser_grad_evals,
+                                                                      ev.score_evals)
+    trace.emit("final", rewards=rewards, order=order, selected=selected, nfe=ev.nfe, nfe_per_item=trace.nfe_per_item,
                grad_evals=ev.grad_evals, **final)
     return samples

@@ -20,7 +20,8 @@ from .guidance import advance, guided_denoise
 from .noise import forward_kernel, randn_like
 from .particles import check_inputs, fresh_start
 from .schedules import dfs_threshold
-from .trace import SearchResult, Trace, to_list
+from .streams import noise_sources
+from .trace import Trace, to_list
 
 
 def _denoise(ev, xs, sigma_rows, items, guided, local, guide_fn, noise_form):
@@ -46,18 +47,19 @@ def dive_costs(n_steps: int, local: LangevinConfig | None) -> list[int]:
 
 def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *, score_fn, generator,
                config: DFSConfig | None = None, select_fn=None, local: LangevinConfig | None = None, guide_fn=None,
-               noise_form: str = "eps", eta: float = 1.0, max_batch: int | None = None, on_event=None,
-               result: SearchResult | None = None, start_x0: torch.Tensor | None = None, streams=None,
-               resume: dict | None = None) -> torch.Tensor:
+               noise_form: str = "eps", eta: float = 1.0, max_batch: int | None = None, trace: Trace | None = None,
+               start_x0: torch.Tensor | None = None, resume: dict | None = None) -> torch.Tensor:
     """DFS with score-driven backtracking; returns the best complete sample of each item [B, ...].
 
-    ``streams`` (``ParticleStreams``, one row per item): each item's noise from its own stream. Then
-    ``result.state`` holds, for every item that wanted to backtrack but had no budget left, its state at that moment
-    and its returned sample; ``resume=`` that state with a larger ``nfe_budget`` continues those items and gives what
-    one run with the larger budget gives, unless the earlier run's sample was better (then that one: never worse).
+    ``generator``: a ``torch.Generator`` (all noise) or a ``ParticleStreams`` (one row per item: each item's noise
+    from its own stream). With streams, ``trace.state`` holds, for every item that wanted to backtrack but had no
+    budget left, its state at that moment and its returned sample; ``resume=`` that state with a larger
+    ``nfe_budget`` continues those items and gives what one run with the larger budget gives, unless the earlier
+    run's sample was better (then that one: never worse). ``trace``: as ``sample_bfs``.
     """
     config = config or DFSConfig()
     sigmas = check_inputs(x, sigmas, generator, 1, noise_form, eta)
+    streams, generator = noise_sources(generator)
     n_items, n_steps = x.shape[0], sigmas.numel() - 1
     config = config.validate(n_steps).resolved(n_steps)
     if not callable(score_fn):
@@ -74,7 +76,7 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     device = x.device
 
     ev = Evaluator(model, extra_args, n_items, max_batch, device)
-    trace = Trace("dfs", result, on_event)
+    trace = Trace.begin(trace, "dfs")
     cfg = config.to_dict()
     cfg.update(nfe_budget=budget, local=None if local is None else local.to_dict(), dual_verifiers=select_fn is not None)
     trace.emit("start", n_items=n_items, n_particles=1, n_steps=n_steps, sigmas=sigmas, noise_form=noise_form,
@@ -90,7 +92,8 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     dive_t = torch.tensor(dive, device=device)
 
     if streams is not None and len(streams) != n_items:
-        raise ValueError(f"streams has {len(streams)} rows for {n_items} items (DFS: one stream per item)")
+        raise ValueError(f"generator: the ParticleStreams have {len(streams)} rows for {n_items} items (DFS: one "
+                         f"stream per item: ParticleStreams(seed, {n_items}))")
     d = _Dives.start(x)
     if resume is not None:
         _restore(resume, budget, streams, ev, d)
@@ -175,15 +178,15 @@ def sample_dfs(model, x, sigmas, extra_args=None, callback=None, disable=None, *
         better = kept_r > best_r
         best_r = torch.where(better, kept_r, best_r)
         best_x = torch.where(_rows_mask(better, best_x), resume["kept_x"].to(best_x), best_x)
-    res = trace.result
-    res.samples, res.particles, res.rewards = best_x, best_x[:, None], best_r[:, None]
-    res.order = torch.zeros(n_items, 1, dtype=torch.long, device=device)
-    res.nfe, res.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
-    res.grad_evals, res.denoiser_grad_evals, res.score_evals = ev.grad_evals, ev.denoiser_grad_evals, ev.score_evals
-    res.backtracks = d.backtracks.tolist()
-    res.state = snap.state(budget, n_steps, best_x, best_r, ev.nfe_per_item) if streams is not None else None
-    trace.emit("final", rewards=res.rewards, order=res.order, selected=[0] * n_items, nfe=ev.nfe,
-               nfe_per_item=res.nfe_per_item, grad_evals=ev.grad_evals)
+    trace.samples, trace.particles, trace.rewards = best_x, best_x[:, None], best_r[:, None]
+    trace.order = torch.zeros(n_items, 1, dtype=torch.long, device=device)
+    trace.nfe, trace.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
+    trace.grad_evals, trace.denoiser_grad_evals, trace.score_evals = (ev.grad_evals, ev.denoiser_grad_evals,
+                                                                      ev.score_evals)
+    trace.backtracks = d.backtracks.tolist()
+    trace.state = snap.state(budget, n_steps, best_x, best_r, ev.nfe_per_item) if streams is not None else None
+    trace.emit("final", rewards=trace.rewards, order=trace.order, selected=[0] * n_items, nfe=ev.nfe,
+               nfe_per_item=trace.nfe_per_item, grad_evals=ev.grad_evals)
     return best_x
 
 
@@ -234,7 +237,8 @@ def _rows_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def _restore(state: dict, budget: int, streams, ev, dives: "_Dives") -> None:
     """Load ``state`` into the dives; the items without a snapshot are finished."""
     if streams is None:
-        raise ValueError("resume needs the per-item streams the state was made with (streams=)")
+        raise ValueError("resume needs the per-item streams the state was made with (generator=ParticleStreams(seed, "
+                         "n_items))")
     if budget < int(state["budget"]):
         raise ValueError(f"resume: nfe_budget={budget} is below the {state['budget']} of the saved search; a resume "
                          f"only adds budget")

@@ -17,9 +17,9 @@ import torch
 
 from .config import BFSConfig
 from .streams import ParticleStreams
-from .trace import SearchResult, Trace
+from .trace import Trace
 
-DFS_PREFIX = "dfs."   # kept tensors of a DFS's resume state (``SearchResult.state``)
+DFS_PREFIX = "dfs."   # kept tensors of a DFS's resume state (``Trace.state``)
 MERGED = ("particles", "rewards", "samples", "selected", "nfe_per_item")   # what a BFS extension merges with
 
 
@@ -38,79 +38,79 @@ def is_exact_bfs(config: BFSConfig) -> bool:
     return config.resampling == "none" and config.final_ess_threshold is None and config.final_pick == "best"
 
 
-def result_tensors(result: SearchResult) -> dict:
-    """The tensors of a result an extension merges with (particles, rewards, pick), on the CPU."""
-    out = {"particles": result.particles, "rewards": result.rewards, "samples": result.samples,
-           "nfe_per_item": torch.as_tensor(result.nfe_per_item, dtype=torch.long)}
-    if result.selected is not None:
-        out["selected"] = result.selected
+def result_tensors(trace: Trace) -> dict:
+    """The tensors of a finished search an extension merges with (particles, rewards, pick), on the CPU."""
+    out = {"particles": trace.particles, "rewards": trace.rewards, "samples": trace.samples,
+           "nfe_per_item": torch.as_tensor(trace.nfe_per_item, dtype=torch.long)}
+    if trace.selected is not None:
+        out["selected"] = trace.selected
     return {key: value.detach().to("cpu", copy=True) for key, value in out.items() if value is not None}
 
 
-def merge_populations(previous: dict, result: SearchResult, exact: bool) -> SearchResult:
-    """Fold the tensors of an earlier search (``result_tensors``) into ``result``, the run of the added particles.
+def merge_populations(previous: dict, trace: Trace, exact: bool) -> Trace:
+    """Fold the tensors of an earlier search (``result_tensors``) into ``trace``, the trace of the added particles.
 
     Candidates: the earlier particles first, then the new ones. ``exact``: the pick is the first best reward over
     all of them (what one run of the total would pick); else the better of the two picks, ties kept by the earlier.
     """
-    device = result.particles.device
-    old_p, old_r = previous["particles"].to(device, result.particles.dtype), previous["rewards"].to(device)
-    particles = torch.cat([old_p, result.particles], 1)
-    rewards = torch.cat([old_r.to(result.rewards.dtype), result.rewards], 1)
+    device = trace.particles.device
+    old_p, old_r = previous["particles"].to(device, trace.particles.dtype), previous["rewards"].to(device)
+    particles = torch.cat([old_p, trace.particles], 1)
+    rewards = torch.cat([old_r.to(trace.rewards.dtype), trace.rewards], 1)
     n_items, n_old = old_r.shape
     rows = torch.arange(n_items, device=device)
     if exact:
         selected = rewards.to(torch.float64).argmax(1)
     else:
         old_pick = previous["selected"].to(device)
-        new_pick = result.selected.to(device)
-        better = result.rewards[rows, new_pick] > old_r[rows, old_pick].to(result.rewards.dtype)
+        new_pick = trace.selected.to(device)
+        better = trace.rewards[rows, new_pick] > old_r[rows, old_pick].to(trace.rewards.dtype)
         selected = torch.where(better, new_pick + n_old, old_pick)
-    result.particles, result.rewards, result.selected = particles, rewards, selected
-    result.samples = particles[rows, selected]
-    result.order = torch.argsort(rewards, dim=1, descending=True, stable=True)
-    added = torch.as_tensor(result.nfe_per_item, dtype=torch.long)
-    result.nfe_per_item = (previous["nfe_per_item"] + added).tolist()
-    return result
+    trace.particles, trace.rewards, trace.selected = particles, rewards, selected
+    trace.samples = particles[rows, selected]
+    trace.order = torch.argsort(rewards, dim=1, descending=True, stable=True)
+    added = torch.as_tensor(trace.nfe_per_item, dtype=torch.long)
+    trace.nfe_per_item = (previous["nfe_per_item"] + added).tolist()
+    return trace
 
 
-def kept_tensors(result: SearchResult) -> dict:
+def kept_tensors(trace: Trace) -> dict:
     """What to keep of a finished search to extend it later: ``result_tensors`` and DFS's resume state (CPU)."""
-    tensors = result_tensors(result)
-    if result.algorithm == "dfs" and result.state is not None:
-        tensors.update({DFS_PREFIX + k: v.detach().cpu() for k, v in result.state.items()
+    tensors = result_tensors(trace)
+    if trace.algorithm == "dfs" and trace.state is not None:
+        tensors.update({DFS_PREFIX + k: v.detach().cpu() for k, v in trace.state.items()
                         if isinstance(v, torch.Tensor)})
     return tensors
 
 
 def extend_particles(search_fn, model, x, sigmas, extra_args=None, callback=None, disable=None, *, seed: int,
-                     budget: int, exact: bool, earlier: Earlier | None = None, result: SearchResult,
-                     on_event=None, **kwargs) -> torch.Tensor:
-    """BFS / local search: run the particles ``earlier`` lacks (its budget .. budget-1, on their own streams), then
-    merge both populations (``merge_populations``) and emit ``extend``; without ``earlier`` the whole search."""
+                     budget: int, exact: bool, earlier: Earlier | None = None, trace: Trace,
+                     generator: torch.Generator, **kwargs) -> torch.Tensor:
+    """BFS / local search: run the particles ``earlier`` lacks (its budget .. budget-1, on their own streams of
+    ``seed``; ``generator`` the population's), then merge both populations (``merge_populations``) and emit
+    ``extend`` into ``trace``; without ``earlier`` the whole search."""
     first = 0 if earlier is None else earlier.budget
+    streams = ParticleStreams(seed, x.shape[0], budget - first, first, population=generator)
     samples = search_fn(model, x, sigmas, extra_args, callback, disable, n_particles=budget - first,
-                        streams=ParticleStreams(seed, x.shape[0], budget - first, first), on_event=on_event,
-                        result=result, **kwargs)
+                        generator=streams, trace=trace, **kwargs)
     if earlier is None:
         return samples
-    merge_populations({k: earlier.tensors[k] for k in MERGED if k in earlier.tensors}, result, exact)
-    Trace.continuing(result, on_event).emit(
-        "extend", from_budget=earlier.budget, budget=budget, exact=exact, rewards=result.rewards,
-        selected=result.selected, order=result.order, nfe=result.nfe, nfe_per_item=result.nfe_per_item)
-    return result.samples.to(samples)
+    merge_populations({k: earlier.tensors[k] for k in MERGED if k in earlier.tensors}, trace, exact)
+    trace.emit("extend", from_budget=earlier.budget, budget=budget, exact=exact, rewards=trace.rewards,
+               selected=trace.selected, order=trace.order, nfe=trace.nfe, nfe_per_item=trace.nfe_per_item)
+    return trace.samples.to(samples)
 
 
 def extend_dive(search_fn, model, x, sigmas, extra_args=None, callback=None, disable=None, *, seed: int,
-                budget: int, exact: bool, earlier: Earlier | None = None, result: SearchResult, on_event=None,
+                budget: int, exact: bool, earlier: Earlier | None = None, trace: Trace, generator: torch.Generator,
                 **kwargs) -> torch.Tensor:
     """DFS: resume the items of ``earlier`` that wanted to backtrack (``sample_dfs(resume=...)``), one stream per
     item; without ``earlier`` the whole search. Exact; the budget is the config's ``nfe_budget``."""
     if earlier is not None:
         kwargs["resume"] = {**{k[len(DFS_PREFIX):]: v for k, v in earlier.tensors.items()
                                if k.startswith(DFS_PREFIX)}, "budget": earlier.budget}
-    return search_fn(model, x, sigmas, extra_args, callback, disable, streams=ParticleStreams(seed, x.shape[0]),
-                     on_event=on_event, result=result, **kwargs)
+    streams = ParticleStreams(seed, x.shape[0], population=generator)
+    return search_fn(model, x, sigmas, extra_args, callback, disable, generator=streams, trace=trace, **kwargs)
 
 
 # How each algorithm grows a finished search: more particles (BFS, local search) or more dives (DFS).

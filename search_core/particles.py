@@ -4,14 +4,13 @@ from __future__ import annotations
 import torch
 
 from .noise import check_noise_form, noised, randn_like
+from .streams import noise_sources
 
 
 def check_inputs(x: torch.Tensor, sigmas: torch.Tensor, generator, n_particles: int = 1,
                  noise_form: str = "eps", eta: float = 1.0) -> torch.Tensor:
     """Validate the common sampler arguments; returns sigmas as a 1-D float tensor on x's device."""
-    if not isinstance(generator, torch.Generator):
-        raise ValueError("generator must be a torch.Generator (every random choice of the search draws from it); "
-                         "pass generator=torch.Generator().manual_seed(seed)")
+    noise_sources(generator)   # a torch.Generator or ParticleStreams, else a clear error
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
         raise ValueError("x must be a tensor [items, ...] with at least 2 dimensions")
     if int(n_particles) < 1:

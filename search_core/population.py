@@ -1,5 +1,5 @@
 """Shared by the baselines whose population is not N fixed particles (SoP, DSearch, seed pruning): flow time,
-start noise, the callback and the final pick (trace event ``final``, SearchResult)."""
+start noise, the callback and the final pick (trace event ``final``, the Trace's result fields)."""
 from __future__ import annotations
 
 import torch
@@ -26,7 +26,8 @@ def starts(x: torch.Tensor, width: int, n: int, sigma0, noise_form: str, generat
     if streams is None:
         return expand_particles(x, width, sigma0, noise_form, generator, start_x0)
     if len(streams) != x.shape[0] * n:
-        raise ValueError(f"streams has {len(streams)} rows for {x.shape[0]} items x {n} particles")
+        raise ValueError(f"generator: the ParticleStreams have {len(streams)} rows for {x.shape[0]} items x {n} "
+                         f"particles; make them ParticleStreams(seed, {x.shape[0]}, {n})")
     first = expand_particles(x, n, sigma0, noise_form, generator, start_x0, streams).reshape(x.shape[0], n,
                                                                                          *x.shape[1:])
     if width == n:
@@ -54,7 +55,7 @@ def preview(callback, step: int, sigma, x0: torch.Tensor, x: torch.Tensor, n_ite
 def finish_population(trace: Trace, ev, xs: torch.Tensor, n_items: int, final_fn, survivors: torch.Tensor | None,
                       slots: int) -> torch.Tensor:
     """Score the final population [B*W] with the selecting verifier, pick the best (among ``survivors`` [B, W] when
-    given), fill the result and emit ``final`` (rows padded with null rewards to the trace's ``slots``)."""
+    given), fill the trace and emit ``final`` (rows padded with null rewards to the trace's ``slots``)."""
     rewards = ev.score(final_fn, xs).reshape(n_items, -1)
     width = rewards.shape[1]
     order = torch.argsort(rewards, dim=1, descending=True, stable=True)
@@ -62,15 +63,14 @@ def finish_population(trace: Trace, ev, xs: torch.Tensor, n_items: int, final_fn
     selected = masked.argmax(1)
     particles = xs.reshape(n_items, width, *xs.shape[1:])
     samples = particles[torch.arange(n_items, device=xs.device), selected]
-    res = trace.result
-    res.samples, res.particles, res.rewards, res.order, res.selected = samples, particles, rewards, order, selected
-    res.nfe, res.nfe_per_item = ev.nfe, ev.nfe_per_item.tolist()
-    res.score_evals = ev.score_evals
+    trace.samples, trace.particles, trace.rewards, trace.order = samples, particles, rewards, order
+    trace.selected, trace.nfe, trace.nfe_per_item = selected, ev.nfe, ev.nfe_per_item.tolist()
+    trace.score_evals = ev.score_evals
     pad = slots - width
     rows, ranks = to_list(rewards), order.tolist()
     if pad:   # the trace's matrices have one entry per slot: empty slots have no reward and rank last
         rows = [r + [None] * pad for r in rows]
         ranks = [r + list(range(width, slots)) for r in ranks]
     trace.emit("final", rewards=rows, order=ranks, selected=selected.tolist(), nfe=ev.nfe,
-               nfe_per_item=res.nfe_per_item, grad_evals=0, resampled=None, ess=None, counts=None)
+               nfe_per_item=trace.nfe_per_item, grad_evals=0, resampled=None, ess=None, counts=None)
     return samples

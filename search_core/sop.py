@@ -17,7 +17,8 @@ from .evaluation import Evaluator
 from .noise import ancestral_step, forward_kernel, randn_like
 from .particles import check_inputs
 from .population import finish_population, flow_time, preview, starts
-from .trace import SearchResult, Trace, to_list
+from .streams import noise_sources
+from .trace import Trace, to_list
 
 
 def sop_levels(sigmas: torch.Tensor, noise_form: str, config: SoPConfig) -> tuple[int, list[tuple[int, int, int]]]:
@@ -56,11 +57,15 @@ def _solve(ev, x, sigma_list, first: int, last: int, items, noise_form, callback
 
 def sample_sop(model, x, sigmas, extra_args=None, callback=None, disable=None, *, score_fn, generator,
                n_particles: int = 4, config: SoPConfig | None = None, select_fn=None, select_for: str = "final",
-               noise_form: str = "eps", max_batch=None, on_event=None, result: SearchResult | None = None,
-               start_x0: torch.Tensor | None = None, streams=None, algorithm: str = "bfs") -> torch.Tensor:
-    """SoP with N = ``n_particles`` and the config's M, start, Δf, Δb; returns the best final sample per item."""
+               noise_form: str = "eps", max_batch=None, trace: Trace | None = None,
+               start_x0: torch.Tensor | None = None, algorithm: str = "bfs") -> torch.Tensor:
+    """SoP with N = ``n_particles`` and the config's M, start, Δf, Δb; returns the best final sample per item.
+
+    ``generator``, ``trace``: as ``sample_bfs`` (with ParticleStreams: the N starts from their streams, the
+    re-noising from the population generator)."""
     config = (config or SoPConfig()).validate()
     sigmas = check_inputs(x, sigmas, generator, n_particles, noise_form, 0.0)
+    streams, generator = noise_sources(generator)
     if not callable(score_fn):
         raise ValueError("score_fn is required: a callable x0 [M, ...] -> rewards [M] (the verifier)")
     weight_fn = select_fn if (select_fn is not None and select_for == "resample_and_final") else score_fn
@@ -69,7 +74,7 @@ def sample_sop(model, x, sigmas, extra_args=None, callback=None, disable=None, *
     start, moves = sop_levels(sigmas, noise_form, config)
     slots = n * m if moves else n
     ev = Evaluator(model, extra_args, n_items, max_batch, x.device)
-    trace = Trace(algorithm, result, on_event)
+    trace = Trace.begin(trace, algorithm)
     t = flow_time(sigmas, noise_form)
     trace.emit("start", n_items=n_items, n_particles=slots, n_steps=n_steps, sigmas=sigmas, noise_form=noise_form,
                config=to_list({**config.to_dict(), "preset": config.name, "n": n, "start_step": start,

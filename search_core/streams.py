@@ -2,8 +2,11 @@
 
 A search that draws all particle noise from one generator gives particle 3 different noise when N changes. With one
 stream per (item, particle) a particle's trajectory does not depend on the budget, so a finished search can be
-extended exactly (Best-of-N: add candidates; DFS: resume an item from its saved state and stream). Resampling and
-other population-level choices still draw from the sampler's ``generator``.
+extended exactly (Best-of-N: add candidates; DFS: resume an item from its saved state and stream). Population-level
+choices (resampling, a beam's draws, SoP's re-noising) draw from the streams' ``population`` generator.
+
+A sampler's ``generator=`` takes either a ``torch.Generator`` (every draw from it, in the order the sampler makes
+them: what a seed gave before streams existed) or a ``ParticleStreams`` (``noise_sources`` splits it).
 """
 from __future__ import annotations
 
@@ -18,16 +21,26 @@ def stream_seed(seed: int, item: int, particle: int) -> int:
     return int.from_bytes(digest[:8], "little") & (2 ** 63 - 1)
 
 
-class ParticleStreams:
-    """One CPU ``torch.Generator`` per particle row (item-major rows: item b, particles ``first .. first+n-1``).
+POPULATION = -1   # the stream index of the population generator (no item has it)
 
-    ``rows(index)`` is the noise source for those rows: pass it where a sampler takes a generator for particle noise.
+
+class ParticleStreams:
+    """One CPU ``torch.Generator`` per particle row (item-major rows: item b, particles ``first .. first+n-1``), and
+    ``population``, the generator of the population-level choices.
+
+    ``population``: a generator of the caller's (the bridge keeps its seeded numbers); None: one seeded from (seed,
+    POPULATION), so the same seed gives the same search. ``rows(index)`` is the noise source of those rows.
     """
 
-    def __init__(self, seed: int, n_items: int, n_particles: int = 1, first: int = 0):
+    def __init__(self, seed: int, n_items: int, n_particles: int = 1, first: int = 0,
+                 population: torch.Generator | None = None):
         self.seed, self.n_items, self.n_particles, self.first = int(seed), int(n_items), int(n_particles), int(first)
         self.generators = [torch.Generator(device="cpu").manual_seed(stream_seed(seed, b, first + j))
                            for b in range(self.n_items) for j in range(self.n_particles)]
+        if population is not None and not isinstance(population, torch.Generator):
+            raise ValueError(f"population must be a torch.Generator, got {type(population).__name__}")
+        self.population = population if population is not None else torch.Generator(device="cpu").manual_seed(
+            stream_seed(seed, POPULATION, POPULATION))
 
     def __len__(self) -> int:
         return len(self.generators)
@@ -72,3 +85,15 @@ class RowNoise:
         if index.dtype == torch.bool:
             index = index.nonzero()[:, 0]
         return RowNoise([self.generators[i] for i in index.reshape(-1).tolist()])
+
+
+def noise_sources(generator) -> tuple:
+    """(particle noise, population generator) of a sampler's ``generator=``: a ``torch.Generator`` is both; a
+    ``ParticleStreams`` gives itself (per-row noise) and its ``population``."""
+    if isinstance(generator, ParticleStreams):
+        return generator, generator.population
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator (every random choice of the search draws from it) or "
+                         f"a ParticleStreams (per-particle noise, for extension); got {type(generator).__name__}: "
+                         f"pass generator=torch.Generator().manual_seed(seed)")
+    return None, generator

@@ -1,7 +1,8 @@
-"""The search trace: ``SearchResult`` and the event dicts of docs/design.md (plain JSON-serialisable data).
+"""The search trace: ``Trace`` (the event dicts of docs/design.md and what the search produced) and ``to_list``.
 
-Events are emitted live through ``on_event`` and collected in ``SearchResult.events``; nodes/ forwards them unchanged
-and web/ draws them. Lists are indexed ``[item][particle]``; a score that was not computed is ``None`` (JSON null).
+A sampler fills the ``Trace`` given as ``trace=``: its events as they happen (each also sent to ``on_event``, live) and,
+at the end, the result fields. Lists are indexed ``[item][particle]``; a score that was not computed is ``None``
+(JSON null). nodes/ forwards the events unchanged and web/ draws them.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -34,47 +36,38 @@ def to_list(values) -> list:
 
 
 @dataclass
-class SearchResult:
-    """What a search produced beyond the returned samples (docs/design.md, "SearchResult")."""
+class Trace:
+    """One search's record (docs/design.md, "Trace"): its events, live to ``on_event``, and what it produced."""
 
+    on_event: Callable[[dict], None] | None = field(default=None, repr=False, compare=False)  # each event, live
+    events: list = field(default_factory=list)
+    algorithm: str = ""
     samples: torch.Tensor | None = None        # [B, ...] the returned tensor
     particles: torch.Tensor | None = None      # [B, N, ...] final particles
     rewards: torch.Tensor | None = None        # [B, N] final rewards of the selecting verifier
     order: torch.Tensor | None = None          # [B, N] ranking, best first
+    selected: torch.Tensor | None = None       # [B] index of the returned particle of each item
     nfe: int = 0                               # denoiser evaluations, every particle counted
     nfe_per_item: list = field(default_factory=list)
-    events: list = field(default_factory=list)
     grad_evals: int = 0                        # gradient evaluations of local search (per particle)
     denoiser_grad_evals: int = 0               # of which backpropagated through the denoiser (cost ~ 2 NFE each)
     score_evals: int = 0                       # verifier calls on x0 predictions (per particle)
     backtracks: list = field(default_factory=list)  # DFS: backtracks per item
-    algorithm: str = ""
-    selected: torch.Tensor | None = None      # [B] index of the returned particle of each item
     state: dict | None = None                  # what an extension resumes from (search_core/extend.py); None: none
 
-    def to_json(self) -> str:
-        """The trace document ``{"version": 1, "events": [...]}``."""
-        return json.dumps({"version": 1, "events": self.events})
-
-
-class Trace:
-    """Collects events into a SearchResult and forwards each to ``on_event`` as it happens."""
-
-    def __init__(self, algorithm: str, result: SearchResult | None, on_event=None):
-        self.algorithm = algorithm
-        self.result = result if result is not None else SearchResult()
-        self.result.algorithm = algorithm
-        self.result.events = []
-        self.on_event = on_event
-
     @classmethod
-    def continuing(cls, result: SearchResult, on_event=None) -> "Trace":
-        """A trace that appends to a finished ``result``'s events (an extension's ``extend`` event after ``final``)."""
-        trace = cls.__new__(cls)
-        trace.algorithm, trace.result, trace.on_event = result.algorithm, result, on_event
+    def begin(cls, trace: "Trace | None", algorithm: str) -> "Trace":
+        """The trace a sampler fills: the caller's ``trace`` (its events restart) or a new one when None."""
+        if trace is None:
+            trace = cls()
+        elif not isinstance(trace, cls):
+            raise ValueError(f"trace must be a search_core Trace (trace=Trace(), or Trace(on_event=send) for live "
+                             f"events), got {type(trace).__name__}")
+        trace.algorithm, trace.events = algorithm, []
         return trace
 
     def emit(self, event_type: str, **fields) -> dict:
+        """Append the event ``{"type", "algorithm", **fields}`` (plain data) and send it to ``on_event``."""
         event = {"type": event_type, "algorithm": self.algorithm}
         for key, value in fields.items():
             if isinstance(value, float):
@@ -83,7 +76,11 @@ class Trace:
                 event[key] = value  # lists are built plain by the samplers (to_list or .tolist())
             else:
                 event[key] = to_list(value)
-        self.result.events.append(event)
+        self.events.append(event)
         if self.on_event is not None:
             self.on_event(event)
         return event
+
+    def to_json(self) -> str:
+        """The trace document ``{"version": 1, "events": [...]}``."""
+        return json.dumps({"version": 1, "events": self.events})

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import add_search_sampling
+from comfy_harness import add_search_sampling, comfyui_root, is_modern
 
 SIZE, STEPS = 32, 4
 
@@ -195,6 +195,42 @@ def test_keys_follow_content_and_an_input_too_deep_is_not_kept(comfy):
     with pytest.raises(module.KeyTooComplex):
         module.state_key(x=deep)
     assert module.safe_key(None, None, None, None, None, None, None, 0, "eps") is None   # never fails a search
+
+
+def test_comfyui_conds_and_patches_are_keyed_by_their_tensors(comfy):
+    """ComfyUI's cond wrappers (comfy/conds.py of the running version) by their tensor, a cond's per-run uuid not at
+    all, weight patches by their tensors and strengths: the same content gives the same key, a changed one another."""
+    import uuid
+
+    conds = import_module("comfy.conds")   # not `import comfy.conds`: `comfy` is the fixture
+    module = import_module(f"{comfy.pack.__name__}.bridge.state_key")
+    assert module.KEY_VERSION >= 2
+
+    def cond(scale=1.0, strength=1.0):
+        return {"conds": {"positive": [{"cross_attn": torch.ones(1, 4, 8), "uuid": uuid.uuid4(), "strength": strength,
+                                        "model_conds": {"c_crossattn": conds.CONDCrossAttn(
+                                            torch.ones(1, 4, 8) * scale)}}]}}
+    base = module.state_key(conditioning=cond())
+    assert base == module.state_key(conditioning=cond())   # a fresh uuid, the same cond
+    assert module.state_key(conditioning=cond(scale=1 + 1e-6)) != base
+    assert module.state_key(conditioning=cond(strength=0.5)) != base
+
+    def lora(strength):
+        return {"patches": {"diffusion_model.out.weight": [(strength, ("lora", (torch.ones(4, 2), torch.ones(2, 4),
+                                                                                 1.0, None)), 1.0, None, None)]}}
+    assert module.state_key(patches=lora(1.0)) == module.state_key(patches=lora(1.0)) != module.state_key(
+        patches=lora(0.8))
+    try:   # modern ComfyUI: a LoRA patch is a weight adapter object
+        LoRAAdapter = import_module("comfy.weight_adapter.lora").LoRAAdapter
+    except ImportError:
+        assert not is_modern(comfyui_root()), "modern ComfyUI keeps LoRA patches in comfy.weight_adapter"
+        return
+
+    def adapter(scale):
+        return {"patches": {"k": [(1.0, LoRAAdapter({"k"}, (torch.ones(4, 2) * scale, torch.ones(2, 4), 1.0, None,
+                                                          None, None)), 1.0, None, None)]}}
+    assert module.state_key(patches=adapter(1.0)) == module.state_key(patches=adapter(1.0)) != module.state_key(
+        patches=adapter(2.0))
 
 
 def _edit_json(field, value):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from search_core import SearchResult, get_preset, sample_bfs
+from search_core import Trace, get_preset, sample_bfs
 from search_core.beam import beam_widths
 from search_core.sop import sop_levels
 from search_core.testbed import LinearReward, standard_mixture
@@ -50,10 +50,10 @@ def _starts(x, width, sigma0, g):
 
 def _run(preset, noise_form, n=4, seed=5, steps=12, n_items=3, **overrides):
     model, x, sigmas = _setup(noise_form, steps, n_items)
-    res, events = SearchResult(), []
+    events = []
+    res = Trace(on_event=events.append)
     out = sample_bfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator().manual_seed(seed), n_particles=n,
-                     config=get_preset(preset, **overrides), noise_form=noise_form, result=res,
-                     on_event=events.append)
+                     config=get_preset(preset, **overrides), noise_form=noise_form, trace=res)
     return out, res, events
 
 
@@ -242,9 +242,9 @@ def test_select_verifier_picks_and_local_search_is_refused():
     model, x, sigmas = _setup("eps")
     other = LinearReward([1.0, 0.0])
     for preset in BASELINES:
-        res = SearchResult()
+        res = Trace()
         out = sample_bfs(model, x, sigmas, score_fn=REWARD, select_fn=other, generator=torch.Generator().manual_seed(0),
-                         n_particles=2, config=get_preset(preset, **SMALL[preset]), result=res)
+                         n_particles=2, config=get_preset(preset, **SMALL[preset]), trace=res)
         assert torch.allclose(other(out), res.rewards[torch.arange(3), res.selected])
     from search_core import LangevinConfig
     with pytest.raises(ValueError, match="local search cannot be attached"):
@@ -287,9 +287,9 @@ def test_a_further_population_starts_from_new_seeds():
 
     results = []
     for first in (0, 2):
-        res = SearchResult()
-        sample_bfs(first_call, x, sigmas, score_fn=REWARD, generator=torch.Generator().manual_seed(0), n_particles=2,
-                   config=get_preset("seed_pruning"), result=res, streams=ParticleStreams(4, 3, 2, first))
+        res = Trace()
+        sample_bfs(first_call, x, sigmas, score_fn=REWARD, generator=ParticleStreams(4, 3, 2, first), n_particles=2,
+                   config=get_preset("seed_pruning"), trace=res)
         results.append(res)
     a, b = (s.reshape(3, 4, 2) for s in starts)
     assert not any(torch.equal(a[i, j], b[i, k]) for i in range(3) for j in range(4) for k in range(4))

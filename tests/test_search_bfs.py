@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from search_core import PRESETS, BFSConfig, SearchResult, get_preset, sample_bfs
+from search_core import PRESETS, BFSConfig, Trace, get_preset, sample_bfs
 from search_core.noise import ancestral_step, randn_like
 from search_core.testbed import LinearReward, standard_mixture
 
@@ -23,9 +23,10 @@ def _setup(n_items=3, steps=8, seed=0, noise_form="eps"):
 @pytest.mark.parametrize("noise_form", ["eps", "flow"])
 def test_contract_of_every_preset(preset, noise_form):
     model, x, sigmas = _setup(noise_form=noise_form)
-    res, events = SearchResult(), []
+    events = []
+    res = Trace(on_event=events.append)
     out = sample_bfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator().manual_seed(1), n_particles=4,
-                     config=get_preset(preset), noise_form=noise_form, on_event=events.append, result=res)
+                     config=get_preset(preset), noise_form=noise_form, trace=res)
     assert out.shape == x.shape and torch.isfinite(out).all()
     assert res.nfe == 3 * 4 * 8 and res.nfe_per_item == [32, 32, 32]
     assert res.particles.shape == (3, 4, 2) and res.rewards.shape == (3, 4) and res.order.shape == (3, 4)
@@ -128,9 +129,9 @@ def test_chunking_and_out_of_memory_retry_keep_the_result():
 
 def test_callback_ess_threshold_and_config_event():
     model, x, sigmas = _setup()
-    seen, res = [], SearchResult()
+    seen, res = [], Trace()
     sample_bfs(model, x, sigmas, callback=seen.append, score_fn=REWARD, generator=torch.Generator(), n_particles=4,
-               config=BFSConfig(ess_threshold=0.05, resample_every=2, lam=1.0), result=res)
+               config=BFSConfig(ess_threshold=0.05, resample_every=2, lam=1.0), trace=res)
     assert [c["i"] for c in seen] == list(range(8)) and seen[0]["denoised"].shape == x.shape
     steps = [e for e in res.events if e["type"] == "step" and e["resampled"]]
     # ESS >= 0.05 N always (ESS >= 1 > 0.2): nobody is resampled

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from search_core import DFSConfig, SearchResult, sample_dfs
+from search_core import DFSConfig, Trace, sample_dfs
 from search_core.testbed import BumpsReward, standard_mixture
 
 GMM = standard_mixture()
@@ -15,10 +15,11 @@ def _run(delta, budget=30, n_items=6, seed=0, noise_form="eps", reward=RARE, **k
     steps = 10
     sigmas = torch.linspace(6.0, 0.0, steps + 1) if noise_form == "eps" else torch.linspace(1.0, 0.0, steps + 1)
     x = torch.randn(n_items, 2, generator=torch.Generator().manual_seed(seed)) * sigmas[0]
-    res, events = SearchResult(), []
+    events = []
+    res = Trace(on_event=events.append)
     out = sample_dfs(GMM.denoiser(noise_form), x, sigmas, score_fn=reward, generator=torch.Generator().manual_seed(1),
                      config=DFSConfig(delta=delta, backtrack_steps=4, nfe_budget=budget, **kw), noise_form=noise_form,
-                     on_event=events.append, result=res)
+                     trace=res)
     return out, res, events
 
 
@@ -83,11 +84,11 @@ def test_budget_holds_exactly_with_local_search(recur, start):
     local = LangevinConfig(mu=0.1, recur_steps=recur, start_step=start)
     dive = 10 + recur * (10 - start)
     budget = 2 * dive + 3
-    res, events = SearchResult(), []
+    events = []
+    res = Trace(on_event=events.append)
     x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0)) * 6
     sample_dfs(GMM.denoiser(), x, torch.linspace(6.0, 0.0, 11), score_fn=RARE, generator=torch.Generator(),
-               config=DFSConfig(delta=math.inf, nfe_budget=budget, backtrack_steps=4), local=local, result=res,
-               on_event=events.append)
+               config=DFSConfig(delta=math.inf, nfe_budget=budget, backtrack_steps=4), local=local, trace=res)
     assert all(dive <= n <= budget for n in res.nfe_per_item), res.nfe_per_item
     assert max(res.nfe_per_item) > dive  # it did backtrack
 
@@ -97,10 +98,10 @@ def test_local_apply_steps_inside_dfs():
     calls = []
     guide = _counted(RARE, calls)
     local = LangevinConfig(mu=0.1, recur_steps=1, apply_steps=[3, 7])
-    res = SearchResult()
+    res = Trace()
     x = torch.randn(4, 2, generator=torch.Generator().manual_seed(1)) * 6
     sample_dfs(GMM.denoiser(), x, torch.linspace(6.0, 0.0, 11), score_fn=RARE, guide_fn=guide,
-               generator=torch.Generator(), config=DFSConfig(delta=-math.inf), local=local, result=res)
+               generator=torch.Generator(), config=DFSConfig(delta=-math.inf), local=local, trace=res)
     # no backtracking: each item takes 10 steps, 2 of them guided, each guided step 1 + 1 recurrence
     assert res.nfe_per_item == [12] * 4
     assert res.grad_evals == 4 * 2 * 2
@@ -109,10 +110,10 @@ def test_local_apply_steps_inside_dfs():
 def test_verifier_is_called_only_at_checked_steps():
     calls = []
     score = _counted(RARE, calls)
-    res = SearchResult()
+    res = Trace()
     x = torch.randn(5, 2, generator=torch.Generator().manual_seed(2)) * 6
     sample_dfs(GMM.denoiser(), x, torch.linspace(6.0, 0.0, 11), score_fn=score, generator=torch.Generator(),
-               config=DFSConfig(delta=-math.inf, check_steps=[4, 6]), result=res)
+               config=DFSConfig(delta=-math.inf, check_steps=[4, 6]), trace=res)
     assert sum(calls) == 5 * 3 and res.score_evals == 15  # steps 4, 6 and the complete sample
 
 

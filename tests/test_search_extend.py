@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from search_core import DFSConfig, SearchResult, sample_bfs, sample_dfs
+from search_core import DFSConfig, Trace, sample_bfs, sample_dfs
 from search_core.extend import is_exact_bfs, merge_populations, result_tensors
 from search_core.presets import get_preset
 from search_core.streams import ParticleStreams, stream_seed
@@ -24,9 +24,9 @@ def _setup(n_items=3, steps=8):
 
 def _bfs(n, first=0, preset="best_of_n", n_items=3):
     model, x, sigmas = _setup(n_items)
-    res = SearchResult()
-    sample_bfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator().manual_seed(first + 1), n_particles=n,
-               config=get_preset(preset), result=res, streams=ParticleStreams(SEED, n_items, n, first))
+    res = Trace()
+    sample_bfs(model, x, sigmas, score_fn=REWARD, generator=ParticleStreams(SEED, n_items, n, first), n_particles=n,
+               config=get_preset(preset), trace=res)
     return res
 
 
@@ -36,6 +36,39 @@ def test_streams_do_not_depend_on_how_many_there_are():
     assert stream_seed(3, 0, 1) != stream_seed(3, 1, 0) != stream_seed(4, 0, 1)
     later = ParticleStreams(3, 2, 3, first=2)   # particles 2..4: row 3 is item 1, particle 2
     assert torch.equal(later.rows([3]).randn_like(torch.zeros(1, 4)), many.rows([7]).randn_like(torch.zeros(1, 4)))
+
+
+def test_streams_draw_the_resampling_from_their_population_generator():
+    """generator=ParticleStreams: particle noise from the streams, resampling from ``population`` (default: seeded
+    from the seed), so the same streams give the same search and another population generator another one."""
+    model, x, sigmas = _setup()
+
+    def run(population=None):
+        return sample_bfs(model, x, sigmas, score_fn=REWARD, n_particles=4, config=get_preset("bfs"),
+                          generator=ParticleStreams(SEED, 3, 4, population=population))
+    same = run()
+    assert torch.equal(same, run()) and torch.equal(run(torch.Generator().manual_seed(5)),
+                                                    run(torch.Generator().manual_seed(5)))
+    assert not torch.equal(run(torch.Generator().manual_seed(5)), run(torch.Generator().manual_seed(6)))
+    with pytest.raises(ValueError, match="population must be a torch.Generator"):
+        ParticleStreams(SEED, 3, 4, population=5)
+
+
+def test_one_keyword_each_for_randomness_and_the_trace_with_clear_errors():
+    model, x, sigmas = _setup()
+    with pytest.raises(ValueError, match=r"generator must be a torch.Generator .* or a ParticleStreams"):
+        sample_bfs(model, x, sigmas, score_fn=REWARD, generator=0)
+    with pytest.raises(ValueError, match=r"trace must be a search_core Trace \(trace=Trace\(\)"):
+        sample_bfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator(), trace=[])
+    with pytest.raises(ValueError, match=r"ParticleStreams\(seed, 3, 4\)"):   # streams sized for another N
+        sample_bfs(model, x, sigmas, score_fn=REWARD, n_particles=4, generator=ParticleStreams(SEED, 3, 2))
+    with pytest.raises(ValueError, match=r"ParticleStreams\(seed, 3\)"):
+        sample_dfs(model, x, sigmas, score_fn=REWARD, generator=ParticleStreams(SEED, 3, 2))
+    seen = []
+    trace = Trace(on_event=seen.append)
+    trace.events.append({"type": "stale"})   # a reused trace starts over
+    sample_dfs(model, x, sigmas, score_fn=REWARD, generator=torch.Generator(), trace=trace)
+    assert seen == trace.events and trace.algorithm == "dfs" and trace.events[0]["type"] == "start"
 
 
 @pytest.mark.parametrize("n,k", [(1, 1), (3, 2), (2, 6)])
@@ -63,10 +96,10 @@ def test_bfs_further_population_is_never_worse(preset):
 
 def _dfs(budget, resume=None, n_items=6, delta=0.5):
     model, x, sigmas = _setup(n_items, steps=10)
-    res, events = SearchResult(), []
-    out = sample_dfs(model, x, sigmas, score_fn=RARE, generator=torch.Generator().manual_seed(1),
-                     config=DFSConfig(delta=delta, backtrack_steps=4, nfe_budget=budget), result=res,
-                     on_event=events.append, streams=ParticleStreams(SEED, n_items), resume=resume)
+    events = []
+    res = Trace(on_event=events.append)
+    out = sample_dfs(model, x, sigmas, score_fn=RARE, generator=ParticleStreams(SEED, n_items),
+                     config=DFSConfig(delta=delta, backtrack_steps=4, nfe_budget=budget), trace=res, resume=resume)
     return out, res, events
 
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from search_core import BFSConfig, DFSConfig, SearchResult, get_preset, sample_bfs, sample_dfs, sample_local
+from search_core import BFSConfig, DFSConfig, Trace, get_preset, sample_bfs, sample_dfs, sample_local
 from search_core.schedules import temperature
 from search_core.testbed import LinearReward, standard_mixture
 
@@ -25,10 +25,10 @@ def test_treeg_keeps_the_best_half_at_every_step_whatever_lambda():
     assert cfg.resample_every == 1
     outs = []
     for lam in (1.0, 1e4):
-        res = SearchResult()
+        res = Trace()
         outs.append(sample_bfs(GMM.denoiser(), _x(), SIGMAS, score_fn=REWARD,
                                generator=torch.Generator().manual_seed(1), n_particles=8, config=cfg.replace(lam=lam),
-                               result=res))
+                               trace=res))
         steps = [e for e in res.events if e["type"] == "step" and e["resampled"]]
         assert len(steps) == 7
         for e in steps:
@@ -64,9 +64,9 @@ def test_paper_temperature_ramp():
 def test_bfs_final_resampling_is_ess_conditioned():
     """The paper's final step: resample multinomially only when ESS < 0.5 N, then pick the best."""
     def final_event(lam):
-        res = SearchResult()
+        res = Trace()
         sample_bfs(GMM.denoiser(), _x(20), SIGMAS, score_fn=REWARD, generator=torch.Generator().manual_seed(3),
-                   n_particles=8, config=get_preset("bfs", lam=lam), result=res)
+                   n_particles=8, config=get_preset("bfs", lam=lam), trace=res)
         return res, res.events[-1]
     res, final = final_event(0.0)  # λ = 0: equal weights, ESS = N: nothing resampled
     assert final["resampled"] == [False] * 20

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from search_core import BFSConfig, SearchResult, get_preset, sample_bfs
+from search_core import BFSConfig, Trace, get_preset, sample_bfs
 from search_core.schedules import temperature
 from search_core.testbed import LinearReward, standard_mixture
 
@@ -120,11 +120,11 @@ def _replay(events, config, n_steps):
     get_preset("bfs", lam=3.0, resample_every=3, ess_threshold=0.6),
 ], ids=["das", "fk", "smc+ess", "bfs+ess"])
 def test_weights_replay_from_the_trace(config):
-    res = SearchResult()
+    res = Trace()
     g = torch.Generator().manual_seed(4)
     x = torch.randn(6, 2, generator=g) * SIGMAS[0]
     sample_bfs(GMM.denoiser(), x, SIGMAS, score_fn=lambda z: REWARD(z) - 1.0, generator=g, n_particles=8,
-               config=config, result=res)
+               config=config, trace=res)
     steps = _replay(res.events, config, STEPS)
     if config.ess_threshold is not None:  # some items kept their weights at some step: the carry was exercised
         assert any(not all(e["resampled_items"]) for e in steps)
@@ -133,10 +133,10 @@ def test_weights_replay_from_the_trace(config):
 def test_fk_floors_the_running_max_at_reward_min_value():
     """FK's running max starts at reward_min_value = 0: with all rewards negative every weight is equal."""
     assert get_preset("fk").reward_floor == 0.0
-    res = SearchResult()
+    res = Trace()
     g = torch.Generator().manual_seed(5)
     sample_bfs(GMM.denoiser(), torch.randn(3, 2, generator=g) * 8, SIGMAS, score_fn=lambda z: REWARD(z) - 100.0,
-               generator=g, n_particles=5, config=get_preset("fk", resample_every=3), result=res)
+               generator=g, n_particles=5, config=get_preset("fk", resample_every=3), trace=res)
     for e in res.events:
         if e["type"] == "step" and e["scores"] is not None:
             assert torch.allclose(torch.tensor(e["weights"], dtype=torch.float64), torch.full((3, 5), 0.2,

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from search_core import DFSConfig, LangevinConfig, SearchResult, get_preset, sample_bfs, sample_dfs, sample_local
+from search_core import DFSConfig, LangevinConfig, Trace, get_preset, sample_bfs, sample_dfs, sample_local
 
 SHAPE = (4, 3, 2, 2)   # C, T, H, W
 
@@ -46,9 +46,9 @@ def test_video_latents_run_like_flat_rows(name, noise_form):
     x = torch.randn(2, *SHAPE, generator=torch.Generator().manual_seed(9)) * sigmas[0]
     outputs, results = [], []
     for rows in (x, x.flatten(1)):
-        result = SearchResult()
+        result = Trace()
         out = sampler(GaussianData(SHAPE, noise_form), rows, sigmas, generator=torch.Generator().manual_seed(3),
-                      noise_form=noise_form, result=result, **{key: reward}, **options)
+                      noise_form=noise_form, trace=result, **{key: reward}, **options)
         assert out.shape == rows.shape and torch.isfinite(out).all()
         assert result.particles.shape[2:] == rows.shape[1:]
         outputs.append(out)
@@ -79,8 +79,8 @@ def test_video_rows_chunk_like_images():
 def test_dfs_backtracks_on_video_latents():
     sigmas = torch.linspace(5.0, 0.0, 7)
     x = torch.randn(3, *SHAPE, generator=torch.Generator().manual_seed(9)) * sigmas[0]
-    result = SearchResult()
-    sample_dfs(GaussianData(SHAPE, "eps"), x, sigmas, score_fn=_linear_reward(SHAPE), result=result,
+    result = Trace()
+    sample_dfs(GaussianData(SHAPE, "eps"), x, sigmas, score_fn=_linear_reward(SHAPE), trace=result,
                generator=torch.Generator().manual_seed(3), config=DFSConfig(delta=1.0, backtrack_steps=2,
                                                                            nfe_budget=14))
     assert sum(result.backtracks) > 0   # the re-noising path (forward kernel, fresh starts) ran on 5-D rows

@@ -254,3 +254,12 @@ def test_loader_node_loads_exactly_the_selected_files(comfy, folder, tmp_path):
         rewards[weights] = verifier.score(images, "a goldfish")
     torch.testing.assert_close(rewards["tiny.pt"], _reference_log_probs(folder, images)[:, 5])
     assert not torch.allclose(rewards["tiny.pt"], rewards["other.pt"])
+
+
+def test_key_fields_name_the_label_and_preprocessing(folder):
+    """What the state key reads of a classifier besides its weights: plain data that follows the label."""
+    from_prompt, fixed = _load(folder), _load(folder, label=LABELS[1])
+    fields = from_prompt.key_fields()
+    assert fields["label"] == "" and fields["label_index"] is None and fields["preprocessing"]["input_size"] == SIZE
+    assert fixed.key_fields()["label_index"] == 1 and fixed.key_fields() != fields
+    assert fields["classes"][1][0] == LABELS[1]

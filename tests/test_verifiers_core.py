@@ -179,3 +179,22 @@ def test_prompt_colour_warns_for_every_prompt_that_names_no_colour(caplog):
     warned = [r.getMessage() for r in caplog.records if "names no colour" in r.getMessage()]
     assert len(warned) == 2 and "a dog at noon" in warned[1] and "use another verifier" in warned[1]
     assert (rewards < 0).all()  # a named colour scores again
+
+
+def _plain(value) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def test_key_fields_are_plain_data_and_follow_the_settings():
+    """Verifier.key_fields: what the state key reads of a verifier besides its weights (bridge/state_key.py)."""
+    colour, prompt = ColourfulnessVerifier(), PromptColourVerifier()
+    assert colour.key_fields() == {"name": "colourfulness", "differentiable": True, "needs_prompt": False}
+    mix = CompositeVerifier([colour, prompt], [1.0, 2.0])
+    fields = mix.key_fields()
+    assert _plain(fields) and fields["parts"] == [colour.key_fields(), prompt.key_fields()]
+    assert CompositeVerifier([colour, prompt], [1.0, 3.0]).key_fields() != fields
+    assert CompositeVerifier([colour, prompt], [1.0, 2.0], mode="rank").key_fields() != fields

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search_core import BASELINES, PRESETS, DFSConfig, SearchResult, get_preset, sample_bfs, sample_dfs, sample_local
+from search_core import BASELINES, PRESETS, DFSConfig, Trace, get_preset, sample_bfs, sample_dfs, sample_local
 from search_core.testbed import BumpsReward, LinearReward, standard_mixture
 
 JS_TESTS = Path(__file__).resolve().parent / "js"
@@ -25,15 +25,15 @@ def _traces(folder: Path) -> list[str]:
         prefix = "bfs" if preset in PRESETS else "baseline"
         runs[f"{prefix}_{preset}"] = lambda res, p=preset: sample_bfs(
             GMM.denoiser(), x, sigmas, score_fn=LinearReward([0.0, 1.0]), generator=torch.Generator().manual_seed(1),
-            n_particles=4, config=get_preset(p), result=res)
+            n_particles=4, config=get_preset(p), trace=res)
     runs["dfs"] = lambda res: sample_dfs(
         GMM.denoiser(), x, sigmas, score_fn=BumpsReward([[0.0, 3.0]], [0.6], [1.0]),
-        generator=torch.Generator().manual_seed(1), config=DFSConfig(delta=0.9, backtrack_steps=3, nfe_budget=30), result=res)
+        generator=torch.Generator().manual_seed(1), config=DFSConfig(delta=0.9, backtrack_steps=3, nfe_budget=30), trace=res)
     runs["local"] = lambda res: sample_local(
         GMM.denoiser(), x, sigmas, guide_fn=LinearReward([0.0, 1.0]), generator=torch.Generator().manual_seed(1),
-        result=res)
+        trace=res)
     for name, run in runs.items():
-        res = SearchResult()
+        res = Trace()
         run(res)
         (folder / f"{name}.json").write_text(res.to_json())
     return sorted(runs)

@@ -242,14 +242,14 @@ def test_pruned_beam_trace_is_drawn_with_empty_slots(browser):
     view draws it, and its tree has an edge only into the occupied slots."""
     import torch
 
-    from search_core import SearchResult, get_preset, sample_bfs
+    from search_core import Trace, get_preset, sample_bfs
     from search_core.testbed import LinearReward, standard_mixture
 
     sigmas = torch.linspace(6.0, 0.0, 9)
-    res = SearchResult()
+    res = Trace()
     sample_bfs(standard_mixture().denoiser("eps"), torch.randn(1, 2, generator=torch.Generator().manual_seed(0)) * 6,
                sigmas, score_fn=LinearReward([0.0, 1.0]), generator=torch.Generator().manual_seed(1), n_particles=4,
-               config=get_preset("seed_pruning"), result=res)
+               config=get_preset("seed_pruning"), trace=res)
     events = [dict(e, node="pruned", prompt_id="p-pruned") for e in res.events]
     assert any(-1 in e.get("ancestors", [[]])[0] for e in events if e["type"] == "step")
     inject(browser, events)

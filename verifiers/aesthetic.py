@@ -29,6 +29,10 @@ class AestheticVerifier(Verifier):
         self.head = head
         self.finish_init()
 
+    def key_fields(self) -> dict:
+        """The base fields and the CLIP preprocessing."""
+        return {**super().key_fields(), "image_size": self.image_size, "mean": self.mean, "std": self.std}
+
     def score_chunk(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         pixels = clip_preprocess(images, self.image_size, self.mean, self.std)
         # the head was trained on unit-norm embeddings; unnormalised ones give wrong scores

@@ -119,6 +119,12 @@ class Verifier(torch.nn.Module):
             self.dtype = dtype
         return super().to(*args, **kwargs)
 
+    def key_fields(self) -> dict:
+        """The settings that shape this verifier's rewards, as plain data (numbers, strings, lists, dicts): what the
+        state key of a search hashes besides the verifier's weights (bridge/state_key.py). A subclass with settings
+        of its own (a label, a preprocessing, weights of parts) adds them; chunking and the device are not settings."""
+        return {"name": self.name, "differentiable": self.differentiable, "needs_prompt": self.needs_prompt}
+
     def score_chunk(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """Rewards [b] for images [b,3,H,W] in [0,1] on self.device/self.dtype; override in subclasses."""
         raise NotImplementedError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -173,6 +173,11 @@ class ClassifierVerifier(Verifier):
         """log p(class | image) [b, K] (float32) for images [b,3,H,W] in [0,1] on the verifier's device/dtype."""
         logits = self.net(self.preprocessing(images))
         return torch.log_softmax(logits.float(), dim=-1)
+
+    def key_fields(self) -> dict:
+        """The base fields, the labels, the fixed label (if any) and the preprocessing."""
+        return {**super().key_fields(), "classes": self.classes, "label": self.label, "label_index": self.label_index,
+                "preprocessing": asdict(self.preprocessing), "source": self.resolver.source}
 
     def score_chunk(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         index = torch.tensor([self.class_index(p) for p in prompts], device=images.device)

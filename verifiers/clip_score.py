@@ -30,6 +30,11 @@ class CLIPScoreVerifier(Verifier):
             self.name = name
         self.finish_init()
 
+    def key_fields(self) -> dict:
+        """The base fields, the CLIP preprocessing and whether the logit scale applies."""
+        return {**super().key_fields(), "image_size": self.image_size, "mean": self.mean, "std": self.std,
+                "use_logit_scale": self.use_logit_scale}
+
     def score_chunk(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         pixels = clip_preprocess(images, self.image_size, self.mean, self.std)
         tokens = self.tokenizer(prompts).to(self.device)  # open_clip truncates to the context length (77)

@@ -54,6 +54,11 @@ class CompositeVerifier(Verifier):
         self.needs_prompt = any(v.needs_prompt for v in verifiers)
         self.name = f"{mode}(" + ", ".join(f"{w:g}*{v.name}" for v, w in zip(verifiers, weights)) + ")"
 
+    def key_fields(self) -> dict:
+        """The base fields, the mode, each part's weight and stats, and each part's own fields."""
+        return {**super().key_fields(), "mode": self.mode, "weights": self.weights, "stats": self.stats,
+                "parts": [part.key_fields() for part in self.parts]}
+
     @property
     def batch_relative(self) -> bool:
         """Each score depends on the other images of the call (z-scores over the batch, ranks)."""

@@ -74,6 +74,10 @@ class ImageRewardVerifier(Verifier):
         """Standardised reward for already-preprocessed pixels (the official `score_gard` contract)."""
         return (self.net(pixels, input_ids, attention_mask) - REWARD_MEAN) / REWARD_STD
 
+    def key_fields(self) -> dict:
+        """The base fields and the input size."""
+        return {**super().key_fields(), "image_size": self.image_size}
+
     def score_chunk(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         pixels = clip_preprocess(images, self.image_size)
         input_ids, attention_mask = self.tokenize(prompts)

@@ -35,6 +35,10 @@ class PickScoreVerifier(Verifier):
         text = self.model.text_projection(self.model.text_model(input_ids=input_ids).pooler_output)
         return image, text
 
+    def key_fields(self) -> dict:
+        """The base fields and the input size."""
+        return {**super().key_fields(), "image_size": self.image_size}
+
     def score_chunk(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         pixels = clip_preprocess(images, self.image_size)
         # CLIP BPE, 77 tokens, truncated; the causal text model pools at the end token, so padding is inert

@@ -135,6 +135,11 @@ class VLMVerifier(Verifier):
             out.append(torch.logsumexp(logits.log_softmax(-1)[:, self.answer_ids], dim=-1))
         return torch.cat(out).reshape(len(prompts), len(self.questions))
 
+    def key_fields(self) -> dict:
+        """The base fields, the questions and their weights, the aggregation, input size and answer tokens."""
+        return {**super().key_fields(), "questions": [(q.text, q.weight) for q in self.questions],
+                "aggregation": self.aggregation, "image_size": self.image_size, "answer_ids": list(self.answer_ids)}
+
     def score_chunk(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         log_p = self.yes_log_probs(images, prompts)
         weights = torch.tensor([q.weight for q in self.questions], device=log_p.device)

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from search_core import (DFSConfig, LangevinConfig, SearchResult, get_preset, sample_bfs, sample_dfs, sample_local,
+from search_core import (DFSConfig, LangevinConfig, Trace, get_preset, sample_bfs, sample_dfs, sample_local,
                          PRESETS)
 from search_core.testbed import LinearReward, standard_mixture
 
@@ -26,23 +26,23 @@ def contract_on(device: str, gen_device: str, noise_form: str) -> dict:
     for name in PRESETS:
         runs = []
         for _ in range(2):
-            res = SearchResult()
+            res = Trace()
             y = sample_bfs(model, x, sigmas, score_fn=reward, n_particles=8, config=get_preset(name),
                            noise_form=noise_form,
-                           generator=torch.Generator(device=gen_device).manual_seed(3), result=res, max_batch=16)
+                           generator=torch.Generator(device=gen_device).manual_seed(3), trace=res, max_batch=16)
             runs.append(y)
         json.loads(res.to_json())
         out[name] = bool(runs[0].device.type == torch.device(device).type and torch.equal(runs[0], runs[1])
                          and torch.isfinite(runs[0]).all() and res.nfe == 5 * 8 * 12)
-    res = SearchResult()
+    res = Trace()
     y = sample_dfs(model, x, sigmas, score_fn=reward, noise_form=noise_form, config=DFSConfig(delta=1.0, nfe_budget=30),
-                   generator=torch.Generator(device=gen_device).manual_seed(3), result=res)
+                   generator=torch.Generator(device=gen_device).manual_seed(3), trace=res)
     out["dfs"] = bool(torch.isfinite(y).all() and max(res.nfe_per_item) <= 30)
     for mode in ("x0", "denoiser"):
-        res = SearchResult()
+        res = Trace()
         y = sample_local(model, x, sigmas, guide_fn=reward, n_particles=2, noise_form=noise_form,
                          config=LangevinConfig(grad_mode=mode, recur_steps=1),
-                         generator=torch.Generator(device=gen_device).manual_seed(3), result=res)
+                         generator=torch.Generator(device=gen_device).manual_seed(3), trace=res)
         out[f"local_{mode}"] = bool(torch.isfinite(y).all() and res.grad_evals > 0)
     return out
 

@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from search_core import DFSConfig, LangevinConfig, SearchResult, get_preset, sample_bfs, sample_dfs, sample_local
+from search_core import DFSConfig, LangevinConfig, Trace, get_preset, sample_bfs, sample_dfs, sample_local
 
 from .scenarios import N_STEPS, Scenario, energy_distance, mean_and_sem, sigma_schedule
 
@@ -33,13 +33,13 @@ def dfs_config(n: int, delta: float, **overrides) -> DFSConfig:
 
 
 def run(method: str, scenario: Scenario, n: int, n_items: int, seed: int, *, config=None, delta=None,
-        select_fn=None, guide_fn=None, local=None) -> tuple[torch.Tensor, SearchResult, float]:
+        select_fn=None, guide_fn=None, local=None) -> tuple[torch.Tensor, Trace, float]:
     """Run one method on ``n_items`` items; returns (samples [items, d], result, seconds)."""
     sigmas = sigma_schedule()
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n_items, scenario.mixture.dim, generator=g) * sigmas[0]
-    model, res = scenario.mixture.denoiser("eps"), SearchResult()
-    common = dict(generator=g, result=res, select_fn=select_fn)
+    model, res = scenario.mixture.denoiser("eps"), Trace()
+    common = dict(generator=g, trace=res, select_fn=select_fn)
     start = time.perf_counter()
     if method in ("dfs", "dfs+local"):
         delta = dfs_delta(scenario) if delta is None else delta
@@ -57,7 +57,7 @@ def run(method: str, scenario: Scenario, n: int, n_items: int, seed: int, *, con
     return out, res, time.perf_counter() - start
 
 
-def row(method: str, scenario: Scenario, n: int, out: torch.Tensor, res: SearchResult, seconds: float) -> dict:
+def row(method: str, scenario: Scenario, n: int, out: torch.Tensor, res: Trace, seconds: float) -> dict:
     """One table / JSON row: mean true reward ± SEM over items, distance to the tilted target, NFE per sample."""
     items = out.shape[0]
     reward_mean, reward_sem = mean_and_sem(scenario.reward(out))
@@ -75,5 +75,5 @@ def run_rows(method: str, scenario: Scenario, n: int, n_items: int, seeds: list[
         out, res, s = run(method, scenario, n, n_items, seed, **kw)
         outs.append(out)
         nfe, dgrad, grad, secs = nfe + res.nfe, dgrad + res.denoiser_grad_evals, grad + res.grad_evals, secs + s
-    pooled = SearchResult(nfe=nfe, denoiser_grad_evals=dgrad, grad_evals=grad)
+    pooled = Trace(nfe=nfe, denoiser_grad_evals=dgrad, grad_evals=grad)
     return row(method, scenario, n, torch.cat(outs), pooled, secs / len(seeds))

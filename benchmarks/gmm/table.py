@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from search_core import SearchResult, get_preset, sample_bfs
+from search_core import Trace, get_preset, sample_bfs
 from search_core.beam import expected_nfe
 from search_core.sop import sop_nfe
 
@@ -72,10 +72,10 @@ def run_baseline(scenario, n: int, config, n_items: int, seed: int):
     sigmas = sigma_schedule()
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n_items, scenario.mixture.dim, generator=g) * sigmas[0]
-    res = SearchResult()
+    res = Trace()
     start = time.perf_counter()
     out = sample_bfs(scenario.mixture.denoiser("eps"), x, sigmas, score_fn=scenario.verifier, generator=g,
-                     n_particles=n, config=config, result=res)
+                     n_particles=n, config=config, trace=res)
     return out, res, time.perf_counter() - start
 
 
@@ -89,7 +89,7 @@ def measure(method: str, scenario, n_bar: int, n_items: int, seeds: list[int]) -
             out, res, s = run_baseline(scenario, n, config, n_items, seed)
         outs.append(out)
         nfe, secs = nfe + res.nfe, secs + s
-    r = row(method, scenario, n, torch.cat(outs), SearchResult(nfe=nfe), secs / len(seeds))
+    r = row(method, scenario, n, torch.cat(outs), Trace(nfe=nfe), secs / len(seeds))
     r.update(budget=n_bar * N_STEPS, n_bar=n_bar, settings=None if config is None else config.to_dict())
     return r
 

@@ -161,6 +161,10 @@ class SlowVerifier:
         self.seconds, self.chunk_size, self.key = float(seconds), int(chunk_size), key
         self.name = f"slow({seconds:g} s per {chunk_size})"
 
+    def key_fields(self) -> dict:
+        """A duck-typed verifier opts into kept searches with the Verifier interface's key_fields (plain data)."""
+        return {"name": self.name}
+
     def score(self, images, prompts=None, *, grad=False):
         import time
 
