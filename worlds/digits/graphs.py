@@ -29,18 +29,20 @@ class Classifier:
     input_size: int = 0
     normalisation: str = "auto"
     role: str = "guide"
+    layout: str = "whole image"    # "strips, left to right": one label per strip (the numbers world)
 
     def loader_node(self, label: str = "from prompt", chunk_size: int = 256) -> dict:
         return {"class_type": "DiffusionSearchVerifierClassifier", "inputs": {
             "weights": self.weights, "labels": self.labels, "architecture": self.architecture, "label": label,
             "input_size": int(self.input_size), "normalisation": self.normalisation, "device": "auto",
-            "dtype": "float32", "chunk_size": chunk_size}}
+            "dtype": "float32", "chunk_size": chunk_size, "layout": self.layout}}
 
     def load(self, folder: Path, device="cpu"):
         import verifiers
         return verifiers.load("classifier", folder, weights=self.weights, labels=self.labels,
                               architecture=self.architecture, input_size=int(self.input_size),
-                              normalisation=self.normalisation, device=device, chunk_size=256)
+                              normalisation=self.normalisation, device=device, chunk_size=256,
+                              layout=self.layout)
 
 
 def _test_conditioning(text: str) -> dict:
@@ -68,6 +70,13 @@ class World:
     name: str = "digits"
     notes: dict = field(default_factory=dict)
     folders: dict = field(default_factory=dict)   # kind -> folder, where files are not all in `folder`
+    more_folders: dict = field(default_factory=dict)   # kind -> a second folder of that kind (registered too)
+    scorer: Callable | None = None   # (images, label, guide, judge) -> figures; None: one class per image
+    strip_width: int = 0   # > 0: a label of k characters is drawn on k strips this many px wide (numbers world)
+
+    def canvas_width(self, label: str) -> int:
+        """Image width for a label: 64 px, or one strip per character (the numbers world: 192 px for "509")."""
+        return self.strip_width * len(label) if self.strip_width else 64
 
     def prompt(self, label: str) -> str:
         return PROMPT_TEMPLATE.format(label)
@@ -79,14 +88,15 @@ class World:
         """ComfyUI model folders to register: the world's unet, vae and classifiers."""
         return {kind: self.folder_for(kind) for kind in ("unet", "vae", "classifiers")}
 
-    def base_graph(self, prompt: str, batch: int, steps: int) -> dict:
-        """Loaders, conditioning (prompt / empty negative), an empty 64 px latent batch, the schedule, the guide."""
+    def base_graph(self, prompt: str, batch: int, steps: int, width: int = 64) -> dict:
+        """Loaders, conditioning (prompt / empty negative), an empty 64 px high latent batch, the schedule, the
+        guide."""
         return {
             "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": self.unet, "weight_dtype": "default"}},
             "vae": {"class_type": "VAELoader", "inputs": {"vae_name": self.vae}},
             "pos": self.conditioning(prompt),
             "neg": self.conditioning(""),
-            "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": batch}},
+            "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": 64, "batch_size": batch}},
             "sched": {"class_type": "BasicScheduler", "inputs": {"model": ["unet", 0], "scheduler": "normal",
                                                                  "steps": steps, "denoise": 1.0}},
             "guide": self.guide.loader_node(),
@@ -95,7 +105,7 @@ class World:
 
 def register_folders(runtime, world: World):
     """Make the world's model folders known to a running ComfyUI (one booted earlier in this process keeps its own)."""
-    for kind, folder in world.model_folders().items():
+    for kind, folder in [*world.model_folders().items(), *world.more_folders.items()]:
         if str(folder) not in runtime.folder_paths.get_folder_paths(kind):
             runtime.folder_paths.add_model_folder_path(kind, str(folder))
     return runtime
