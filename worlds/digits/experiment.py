@@ -211,8 +211,10 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv=None, make_world=None, prog: str = "python -m worlds.digits run", description: str = "") -> int:
-    """The experiment's command line; ``make_world(select_size)`` gives another world (the numbers world)."""
+def main(argv=None, make_world=None, prog: str = "python -m worlds.digits run", description: str = "",
+         quick: dict | None = None, full: dict | None = None) -> int:
+    """The experiment's command line; ``make_world(select_size)`` gives another world (the numbers world), ``quick`` /
+    ``full`` its grids (default: this world's QUICK / FULL)."""
     parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 4, CFG 1, four latents per digit, six methods "
                                                              "(about a minute here)")
@@ -243,7 +245,7 @@ def main(argv=None, make_world=None, prog: str = "python -m worlds.digits run", 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     precision = resolve_precision(args.precision)
-    grid = dict(QUICK if args.quick else FULL)
+    grid = dict((quick or QUICK) if args.quick else (full or FULL))
     for key in ("seeds", "particles", "cfg", "methods"):
         if getattr(args, key) is not None:
             grid[key] = getattr(args, key)

@@ -30,6 +30,7 @@ class Classifier:
     normalisation: str = "auto"
     role: str = "guide"
     layout: str = "whole image"    # "strips, left to right": one label per strip (the numbers world)
+    home: Path | None = None       # the weights' folder, where it is not the world's classifiers folder
 
     def loader_node(self, label: str = "from prompt", chunk_size: int = 256) -> dict:
         return {"class_type": "DiffusionSearchVerifierClassifier", "inputs": {
@@ -39,7 +40,8 @@ class Classifier:
 
     def load(self, folder: Path, device="cpu"):
         import verifiers
-        return verifiers.load("classifier", folder, weights=self.weights, labels=self.labels,
+        weights = str(self.home / self.weights) if self.home else self.weights
+        return verifiers.load("classifier", folder, weights=weights, labels=self.labels,
                               architecture=self.architecture, input_size=int(self.input_size),
                               normalisation=self.normalisation, device=device, chunk_size=256,
                               layout=self.layout)
@@ -111,6 +113,30 @@ def register_folders(runtime, world: World):
     return runtime
 
 
+def construct_vae(folder: Path, manifest: dict) -> Path:
+    """The world's VAE file, written on first use when the manifest says it is constructed (exact weights written in
+    code, nothing trained: worlds/digits/vae.py), so it needs no room in git; a trained VAE must already be there."""
+    entry = manifest["vae"]
+    path = folder / entry["file"]
+    if path.is_file() or not str(entry.get("made", "")).startswith("constructed"):
+        return path
+    import os
+    import tempfile
+
+    from worlds.digits.build import build_vae
+
+    try:
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:   # processes reading the world at once: no clash
+            build_vae(Path(scratch))
+            os.replace(Path(scratch) / entry["file"], path)
+        os.chmod(path, 0o644)               # readable like the committed files (the writer makes it private)
+    except OSError as error:
+        raise OSError(f"cannot write the digits world's VAE to {path} ({error}): run "
+                      f"`python -m worlds.digits build --stage vae --out <a writable folder>`, or copy the world "
+                      "folder somewhere writable") from error
+    return path
+
+
 def read_world(folder: Path = WEIGHTS_DIR, select_size: int = SELECT_SIZE) -> World:
     """The digits world from its manifest (`python -m worlds.digits build` writes both). The selecting verifier
     of dual verifiers is a third classifier if the world ships one ("select"), else the guide at another input size
@@ -137,6 +163,7 @@ def read_world(folder: Path = WEIGHTS_DIR, select_size: int = SELECT_SIZE) -> Wo
     select = classifier("select") or Classifier(guide.weights, guide.labels, guide.architecture, select_size,
                                                 guide.normalisation, role="select")
     labels = [line.strip() for line in (Path(folder) / labels_file).read_text().splitlines() if line.strip()]
+    construct_vae(Path(folder), manifest)
     return World(Path(folder), manifest["unet"]["file"], manifest["vae"]["file"], labels, guide, judge,
                  select=select, notes={k: manifest.get(k) for k in ("world", "seed", "split")})
 

@@ -18,13 +18,18 @@ STRIP_WIDTH = 64
 
 
 def numbers(count: int = 10, seed: int = 20) -> list[str]:
-    """`count` two-digit and `count` three-digit numbers (no leading zero), fixed by `seed`: the world's prompts."""
+    """`count` distinct two-digit and `count` distinct three-digit numbers (no leading zero), fixed by `seed`."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for k in (2, 3):
-        drawn = torch.randint(10, (count, k), generator=g)
-        drawn[:, 0] = 1 + drawn[:, 0] % 9
-        out += ["".join(str(int(d)) for d in row) for row in drawn]
+        drawn: list[str] = []
+        while len(drawn) < count:
+            row = torch.randint(10, (k,), generator=g)
+            row[0] = 1 + row[0] % 9
+            text = "".join(str(int(d)) for d in row)
+            if text not in drawn:
+                drawn.append(text)
+        out += drawn
     return out
 
 
@@ -53,17 +58,23 @@ def score_number(images: torch.Tensor, label: str, guide, judge) -> dict:
 
 
 def read_numbers_world(select_size: int = SELECT_SIZE, count: int = 10) -> World:
-    """The numbers world: the digits world's UNet, embeddings and classifiers (layout: strips), this world's VAE."""
+    """The numbers world: the digits world's UNet, embeddings and judge; this world's VAE, guide and selector (every
+classifier in the strips layout)."""
     if not (WEIGHTS_DIR / VAE_FILE).is_file():
         raise FileNotFoundError(f"{WEIGHTS_DIR / VAE_FILE} is missing: train it with "
                                 f"`python -m worlds.numbers.decoder {WEIGHTS_DIR / VAE_FILE}` or restore it from git")
-    from worlds.numbers.selector import SELECT_ARCH, SELECT_FILE
+    from worlds.numbers.classifiers import GUIDE_ARCH, GUIDE_FILE, SELECT_ARCH, SELECT_FILE
 
     digits = read_world(DIGITS_WEIGHTS, select_size)
-    select = replace(digits.select, layout=STRIPS)   # the guide at another size, until the third classifier is built
-    if (WEIGHTS_DIR / SELECT_FILE).is_file():
-        select = Classifier(SELECT_FILE, digits.guide.labels, SELECT_ARCH, 64, role="select", layout=STRIPS)
-    return replace(digits, vae=VAE_FILE, labels=numbers(count), name="numbers",
-                   guide=replace(digits.guide, layout=STRIPS), judge=replace(digits.judge, layout=STRIPS),
-                   select=select, folders={"unet": DIGITS_WEIGHTS, "vae": WEIGHTS_DIR, "classifiers": DIGITS_WEIGHTS},
+    guide = Classifier(GUIDE_FILE, digits.guide.labels, GUIDE_ARCH, 64, role="guide", layout=STRIPS,
+                       home=WEIGHTS_DIR)
+    select = Classifier(SELECT_FILE, digits.guide.labels, SELECT_ARCH, 64, role="select", layout=STRIPS,
+                        home=WEIGHTS_DIR)
+    for classifier in (guide, select):
+        if not (WEIGHTS_DIR / classifier.weights).is_file():
+            raise FileNotFoundError(f"{WEIGHTS_DIR / classifier.weights} is missing: train it with "
+                                    "`python -m worlds.numbers.classifiers` or restore it from git")
+    return replace(digits, vae=VAE_FILE, labels=numbers(count), name="numbers", guide=guide,
+                   judge=replace(digits.judge, layout=STRIPS), select=select,
+                   folders={"unet": DIGITS_WEIGHTS, "vae": WEIGHTS_DIR, "classifiers": DIGITS_WEIGHTS},
                    more_folders={"classifiers": WEIGHTS_DIR}, scorer=score_number, strip_width=STRIP_WIDTH)
