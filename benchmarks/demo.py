@@ -97,19 +97,22 @@ def judge_verdicts(judge, images: torch.Tensor, label: str, strips: bool) -> lis
 
 
 def draw_grid(rows: list[dict], path: Path, seeds: int) -> None:
-    """Labels (rows) x seeds, plain on the left and BFS on the right, titled with the judge's verdict."""
+    """Labels x seeds: a wide canvas (numbers) gets plain above BFS, a square one plain left of BFS; each image
+    titled with the judge's verdict, red where it is wrong."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     aspect = max(row["plain_images"].shape[2] / row["plain_images"].shape[1] for row in rows)
-    fig, axes = plt.subplots(len(rows), 2 * seeds, figsize=(1.25 * aspect * 2 * seeds + 0.4, 1.45 * len(rows) + 0.5),
+    stacked = aspect > 1
+    n_rows, n_cols = (2 * len(rows), seeds) if stacked else (len(rows), 2 * seeds)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.25 * aspect * n_cols + 0.6, 1.45 * n_rows + 0.5),
                              squeeze=False)
     for r, row in enumerate(rows):
-        for column, (kind, images, verdicts) in enumerate(
+        for k, (kind, images, verdicts) in enumerate(
                 [("plain", row["plain_images"], row["plain"]), ("BFS", row["bfs_images"], row["bfs"])]):
             for s in range(seeds):
-                ax = axes[r][column * seeds + s]
+                ax = axes[2 * r + k][s] if stacked else axes[r][k * seeds + s]
                 ax.imshow(images[s].numpy(), interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])
@@ -119,8 +122,8 @@ def draw_grid(rows: list[dict], path: Path, seeds: int) -> None:
                              color="black" if ok else "red")
                 if s == 0:
                     ax.set_ylabel(f"'{row['digit']}' {kind}", fontsize=8)
-    fig.suptitle("left: plain euler_ancestral | right: BFS (paper), same seeds; title: the judge's reading (p); "
-                 "red: wrong", fontsize=9)
+    where = "each plain row above its BFS row" if stacked else "left: plain euler_ancestral | right: BFS (paper)"
+    fig.suptitle(f"{where}, same seeds; title: the held-out judge's reading (p); red: wrong", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

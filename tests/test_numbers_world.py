@@ -195,3 +195,33 @@ def test_both_worlds_weights_fit_the_30_mb_budget_and_the_constructed_vae_is_mad
                  if p.is_file() and p != constructed]
     assert {p.name for p in committed} >= {WORLD.unet, WORLD.guide.weights, WORLD.select.weights, VAE_FILE}
     assert sum(p.stat().st_size for p in committed) < 30_000_000
+
+
+def test_the_report_ranks_by_the_judge_and_relates_dfs_compute_to_difficulty(tmp_path, capsys):
+    import json
+
+    from worlds.numbers import report
+
+    labels = ["12", "345", "67"]
+
+    def row(method, n, acc, nfe_per_label, guide_acc=None):
+        per_class = [{"label": k, "judge_acc": a, "judge_position_acc": a, "nfe": e}
+                     for k, a, e in zip(labels, acc, nfe_per_label)]
+        mean = sum(acc) / 3
+        return {"cfg": 0.75, "n": n, "method": method, "label": method, "budget": 8 * n, "nfe": sum(nfe_per_label) / 3,
+                "judge_acc": mean, "judge_logp": -1.0, "guide_acc": guide_acc if guide_acc is not None else mean,
+                "guide_reward": -0.5, "seconds_per_latent": 1.0, "per_class": per_class}
+
+    rows = [row("plain", 1, [1.0, 0.0, 0.5], [8, 8, 8]), row("best_of_n", 4, [1.0, 0.5, 1.0], [32, 32, 32]),
+            row("dfs", 4, [1.0, 1.0, 1.0], [8, 30, 16]), row("local_guidance", 4, [0.5, 0.5, 0.5], [32] * 3, 1.0)]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"grid": {"seeds": 6}, "rows": rows}))
+    assert report.main([str(path), "--plot", str(tmp_path / "p.png")]) == 0
+    out = capsys.readouterr().out
+    ranking = [line.split(" | ")[1] for line in out.splitlines() if line.startswith("| ") and " % ± " in line]
+    assert ranking == ["dfs", "best_of_n", "local_guidance", "plain"]       # by the judge, best first
+    assert "| 0.75 | 4 (32 NFE cap) | 1.00 | 8.0 (1) | 23.0 (2) | 18.0 |" in out   # hard numbers got the NFE
+    assert "| local_guidance | 100.0 % | 50.0 % | +50.0 |" in out           # the guide believes, the judge does not
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert report.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0 and report.spearman([1, 2, 3], [3, 2, 1]) == -1.0
+    assert abs(report.spearman([1, 1, 2], [1, 2, 3]) - 0.8660254) < 1e-6  # ties share their mean rank
