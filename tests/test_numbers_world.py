@@ -220,7 +220,7 @@ def test_the_report_ranks_by_the_judge_and_relates_dfs_compute_to_difficulty(tmp
     out = capsys.readouterr().out
     ranking = [line.split(" | ")[1] for line in out.splitlines() if line.startswith("| ") and " % ± " in line]
     assert ranking == ["dfs", "best_of_n", "local_guidance", "plain"]       # by the judge, best first
-    assert "| 0.75 | 4 (32 NFE cap) | 1.00 | 8.0 (1) | 23.0 (2) | 18.0 |" in out   # hard numbers got the NFE
+    assert "| 0.75 | 4 (32 NFE cap) | 1.00 | 8.0 (0 %) | 30.0 (100 %) | 18.0 |" in out   # hard numbers got the NFE
     assert "| local_guidance | 100.0 % | 50.0 % | +50.0 |" in out           # the guide believes, the judge does not
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     assert report.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0 and report.spearman([1, 2, 3], [3, 2, 1]) == -1.0

@@ -15,37 +15,38 @@ import math
 from pathlib import Path
 
 
-def load_rows(paths: list[Path]) -> tuple[list[dict], int]:
-    """Every row of the files (later files win for the same CFG, N, method), and the latents per number."""
-    rows, seeds = {}, None
+def load_rows(paths: list[Path]) -> list[dict]:
+    """Every row of the files (later files win for the same CFG, N, method), each with its file's latents per
+    number (`seeds`)."""
+    rows = {}
     for path in paths:
         document = json.loads(Path(path).read_text())
-        seeds = seeds or document.get("seeds") or document.get("grid", {}).get("seeds")
+        seeds = int(document.get("grid", {}).get("seeds") or 0)
         for row in document["rows"]:
-            rows[(row["cfg"], row["n"], row["method"])] = row
-    return list(rows.values()), int(seeds or 0)
+            rows[(row["cfg"], row["n"], row["method"])] = {"seeds": seeds, **row}
+    return list(rows.values())
 
 
 def standard_error(p: float, count: int) -> float:
     return math.sqrt(max(p * (1 - p), 0.0) / count) if count else float("nan")
 
 
-def ranked(rows: list[dict], seeds: int) -> str:
+def ranked(rows: list[dict]) -> str:
     """One table per (CFG, N): methods by judge accuracy, best first; plain sampling's row in each."""
     lines = []
     for cfg, n in sorted({(r["cfg"], r["n"]) for r in rows if r["method"] != "plain"}):
         plain = [r for r in rows if r["cfg"] == cfg and r["method"] == "plain"]
         group = sorted([r for r in rows if r["cfg"] == cfg and r["n"] == n] + plain, key=lambda r: -r["judge_acc"])
-        count = seeds * len(group[0]["per_class"])
-        lines += [f"\n**CFG {cfg:g}, N = {n}** ({count} latents per method; ± one standard error)\n",
+        lines += [f"\n**CFG {cfg:g}, N = {n}** (± one standard error over the latents)\n",
                   "| rank | method | judge: whole numbers right | judge: digits right | guide log p | NFE / latent "
-                  "| s / latent |", "|---|---|---|---|---|---|---|"]
+                  "| s / latent | latents |", "|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(group, 1):
+            count = r["seeds"] * len(r["per_class"])
             digits = sum(c["judge_position_acc"] for c in r["per_class"]) / len(r["per_class"])
             name = r["label"] + (f" (= {r['same_as']})" if r.get("same_as") else "")
             lines.append(f"| {i} | {name} | {100 * r['judge_acc']:.1f} % ± {100 * standard_error(r['judge_acc'], count):.1f} "
                          f"| {100 * digits:.1f} % | {r['guide_reward']:.3f} | {r['nfe']:.1f} | "
-                         f"{r['seconds_per_latent']:.2f} |")
+                         f"{r['seconds_per_latent']:.2f} | {count} |")
     return "\n".join(lines)
 
 
@@ -83,14 +84,15 @@ def dfs_difficulty(rows: list[dict]) -> tuple[str, list[tuple]]:
             labels = sorted(error, key=lambda k: (error[k], spent[k]))
             x, y = [error[k] for k in labels], [spent[k] for k in labels]
             rho = spearman(x, y)
-            hard = [k for k in labels if error[k] >= 0.5]
-            easy = [k for k in labels if error[k] <= 1 / 6]
+            half = len(labels) // 2           # sorted by plain error (ties by NFE, which only lowers the gap)
+            easy, hard = labels[:half], labels[len(labels) - half:]
             mean = lambda ks: sum(spent[k] for k in ks) / len(ks) if ks else float("nan")   # noqa: E731
+            err = lambda ks: 100 * sum(error[k] for k in ks) / len(ks)   # noqa: E731
             lines.append(f"| {cfg:g} | {dfs['n']} ({dfs['budget']} NFE cap) | {rho:.2f} | {mean(easy):.1f} "
-                         f"({len(easy)}) | {mean(hard):.1f} ({len(hard)}) | {dfs['nfe']:.1f} |")
+                         f"({err(easy):.0f} %) | {mean(hard):.1f} ({err(hard):.0f} %) | {dfs['nfe']:.1f} |")
             points.append((cfg, dfs["n"], labels, x, y))
-    head = ["| CFG | DFS at N | Spearman ρ (plain error, DFS NFE) | NFE on easy numbers (plain errs ≤ 1/6) | "
-            "NFE on hard numbers (plain errs ≥ 1/2) | mean NFE |", "|---|---|---|---|---|---|"]
+    head = ["| CFG | DFS at N | Spearman ρ (plain error, DFS NFE) | NFE on the easier half of the numbers (their "
+            "plain error) | NFE on the harder half (their plain error) | mean NFE |", "|---|---|---|---|---|---|"]
     return "\n".join(head + lines), points
 
 
@@ -146,11 +148,11 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="JSON files of python -m worlds.numbers.experiment")
     parser.add_argument("--plot", type=Path, default=None, help="write the two-panel PNG here")
     args = parser.parse_args(argv)
-    rows, seeds = load_rows(args.runs)
+    rows = load_rows(args.runs)
     if not rows:
         parser.error("the files hold no rows: run python -m worlds.numbers.experiment --json PATH first")
     difficulty, points = dfs_difficulty(rows)
-    print("## Ranking at equal NFE\n" + ranked(rows, seeds))
+    print("## Ranking at equal NFE\n" + ranked(rows))
     print("\n## DFS: compute per number against its difficulty\n\n" + difficulty)
     print("\n## Reward hacking: the guide's verdict against the judge's\n\n" + hacking(rows))
     if args.plot:
