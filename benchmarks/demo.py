@@ -1,13 +1,16 @@
 """The main job on an embedded default: run an example workflow of this pack headless through real ComfyUI.
 
-    ./run demo [--digits 7 3 0 8] [--seeds 4] [--steps N] [--quick] [--out demo_output]
+    ./run demo [--world numbers|digits] [--labels 46 780 ...] [--seeds 4] [--steps N] [--cfg X] [--quick]
+               [--out demo_output]
 
-The workflow (example_workflows/bfs_search.json) runs in the digits world (worlds/digits): the digits UNet
-(UNETLoader), its Digits Conditioning node and its VAE (VAELoader) stand in for SD1.5's checkpoint and text encoder,
-and the world's guide classifier for the workflow's verifier; nothing else in the graph changes. Each digit is
-generated twice at the same seeds, by the workflow as written (BFS) and with its sampler swapped for plain
+The workflow (example_workflows/bfs_search.json) runs in a learned world: by default the numbers world
+(worlds/numbers: two- and three-digit numbers, one digit per strip, at CFG 0.75 where plain sampling gets about 60 %
+of whole numbers right), or the single-digit world (worlds/digits, --world digits, the workflow's CFG). The digits
+UNet (UNETLoader), the Digits Conditioning node and the world's VAE (VAELoader) stand in for SD1.5's checkpoint and
+text encoder, and the world's guide classifier for the workflow's verifier; nothing else in the graph changes. Each
+label is generated twice at the same seeds, by the workflow as written (BFS) and with its sampler swapped for plain
 euler_ancestral. The demo writes a PNG grid of both, search_report.json, and prints the verdict of the world's
-held-out judge classifier (which no search ever sees) on every image.
+held-out judge classifier (which no search ever sees) on every image: a number is right only if every digit is.
 """
 from __future__ import annotations
 
@@ -71,19 +74,45 @@ def load_images(paths: list[Path]) -> torch.Tensor:
                         for p in paths])
 
 
+# numbers where plain sampling at CFG 0.75 often gets a digit wrong (docs/numbers.md), and one easy one
+NUMBERS_DEFAULT = ["46", "780", "159", "84"]
+DIGITS_DEFAULT = ["7", "3", "0", "8"]
+
+
+def judge_verdicts(judge, images: torch.Tensor, label: str, strips: bool) -> list[dict]:
+    """The judge's reading of each image: one digit per strip (numbers world) or per image, with its p."""
+    from worlds.numbers.world import strips_of
+
+    k = len(label) if strips else 1
+    log_p = judge.predict(strips_of(images, k) if strips else images).reshape(images.shape[0], k, -1)
+    best, index = log_p.max(-1)
+    wanted = torch.tensor([int(c) for c in label]) if label.isdigit() and len(label) == k else None
+    verdicts = []
+    for i in range(images.shape[0]):
+        v = {"judge_says": "".join(str(int(d)) for d in index[i]), "judge_p": float(best[i].sum().exp())}
+        if wanted is not None:
+            v["judge_p_requested"] = float(log_p[i].gather(1, wanted[:, None]).sum().exp())
+        verdicts.append(v)
+    return verdicts
+
+
 def draw_grid(rows: list[dict], path: Path, seeds: int) -> None:
-    """Digits (rows) x seeds, plain on the left and BFS on the right, titled with the judge's verdict."""
+    """Labels x seeds: a wide canvas (numbers) gets plain above BFS, a square one plain left of BFS; each image
+    titled with the judge's verdict, red where it is wrong."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(rows), 2 * seeds, figsize=(1.25 * 2 * seeds + 0.4, 1.45 * len(rows) + 0.5),
+    aspect = max(row["plain_images"].shape[2] / row["plain_images"].shape[1] for row in rows)
+    stacked = aspect > 1
+    n_rows, n_cols = (2 * len(rows), seeds) if stacked else (len(rows), 2 * seeds)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.25 * aspect * n_cols + 0.6, 1.45 * n_rows + 0.5),
                              squeeze=False)
     for r, row in enumerate(rows):
-        for column, (kind, images, verdicts) in enumerate(
+        for k, (kind, images, verdicts) in enumerate(
                 [("plain", row["plain_images"], row["plain"]), ("BFS", row["bfs_images"], row["bfs"])]):
             for s in range(seeds):
-                ax = axes[r][column * seeds + s]
+                ax = axes[2 * r + k][s] if stacked else axes[r][k * seeds + s]
                 ax.imshow(images[s].numpy(), interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])
@@ -93,8 +122,8 @@ def draw_grid(rows: list[dict], path: Path, seeds: int) -> None:
                              color="black" if ok else "red")
                 if s == 0:
                     ax.set_ylabel(f"'{row['digit']}' {kind}", fontsize=8)
-    fig.suptitle("left: plain euler_ancestral | right: BFS (paper), same seeds; title: the judge's digit (p)",
-                 fontsize=9)
+    where = "each plain row above its BFS row" if stacked else "left: plain euler_ancestral | right: BFS (paper)"
+    fig.suptitle(f"{where}, same seeds; title: the held-out judge's reading (p); red: wrong", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -104,11 +133,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "demo_output")
-    parser.add_argument("--digits", nargs="+", default=["7", "3", "0", "8"])
-    parser.add_argument("--seeds", type=int, default=4, help="latents per digit (one batch, the workflow's seed)")
+    parser.add_argument("--world", choices=("numbers", "digits"), default="numbers",
+                        help="numbers: two- and three-digit numbers (headroom); digits: single digits")
+    parser.add_argument("--labels", "--digits", nargs="+", default=None,
+                        help=f"numbers or digits to draw (default {' '.join(NUMBERS_DEFAULT)}; digits world "
+                             f"{' '.join(DIGITS_DEFAULT)})")
+    parser.add_argument("--seeds", type=int, default=4, help="latents per label (one batch, the workflow's seed)")
     parser.add_argument("--steps", type=int, default=None, help="override the workflow's step count")
-    parser.add_argument("--quick", action="store_true", help="one digit, two latents, 6 steps (tests)")
-    parser.add_argument("--world", type=Path, default=None, help="folder with the digits world's world.json")
+    parser.add_argument("--cfg", type=float, default=None,
+                        help="CFG scale (default: the numbers world's 0.75; the workflow's own in the digits world)")
+    parser.add_argument("--quick", action="store_true", help="one label, two latents, 6 steps (tests)")
+    parser.add_argument("--world-folder", type=Path, default=None, help="folder with the digits world's world.json")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU (two wait on each other when "
                                                               "the machine is shared)")
     args = parser.parse_args(argv)
@@ -116,41 +151,52 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from worlds.digits.graphs import WEIGHTS_DIR, read_world, register_folders
 
+    numbers = args.world == "numbers"
+    labels = args.labels or (NUMBERS_DEFAULT if numbers else DIGITS_DEFAULT)
+    cfg = args.cfg if args.cfg is not None else (0.75 if numbers else None)
     if args.quick:
-        args.digits, args.seeds, args.steps = args.digits[:1], 2, args.steps or 6
+        labels, args.seeds, args.steps = labels[:1], 2, args.steps or 6
     out = args.out.resolve()
-    world = read_world(args.world or WEIGHTS_DIR)
+    if numbers:
+        from worlds.numbers.world import read_numbers_world
+        world = read_numbers_world()
+        bad = [label for label in labels if not (label.isdigit() and 1 <= len(label) <= 8)]
+    else:
+        world = read_world(args.world_folder or WEIGHTS_DIR)
+        bad = [label for label in labels if label not in world.labels]
+    if bad:
+        parser.error(f"--labels {' '.join(bad)}: the {args.world} world draws "
+                     + ("numbers of 1 to 8 digits" if numbers else f"one of {', '.join(world.labels)}"))
     runtime = register_folders(ComfyRuntime.boot(out / "comfyui", extra_model_folders=world.model_folders()), world)
     judge = world.judge.load(world.folder_for("classifiers"))
     workflow = ui_to_api(json.loads(args.workflow.read_text()), runtime.node_classes)
 
     started, rows, runs, events = time.perf_counter(), [], [], []
-    for digit in args.digits:
+    for digit in labels:
         text = world.prompt(digit)
-        search = swap_in_digits_world(json.loads(json.dumps(workflow)), world, text, args.seeds, args.steps)
+        search = swap_in_digits_world(json.loads(json.dumps(workflow)), world, text, args.seeds, args.steps,
+                                      width=world.canvas_width(digit), cfg=cfg)
         assert world.judge.weights not in json.dumps(search), "the judge never enters the search"
         row = {"digit": digit, "prompt": text}
         for kind, graph in (("plain", plain_version(search)), ("bfs", search)):
             runtime.events.clear()
             images = load_images(saved_images(runtime, runtime.run(graph))[-args.seeds:])
-            log_p = judge.predict(images)
             row[f"{kind}_images"] = images
-            row[kind] = [{"judge_says": world.labels[int(lp.argmax())], "judge_p": float(lp.max().exp()),
-                          "judge_p_requested": float(lp[world.labels.index(digit)].exp())} for lp in log_p]
+            row[kind] = judge_verdicts(judge, images, digit, numbers)
             found = [d for name, d in runtime.events if name == EVENT]
             events += found
             runs += [dict(run, digit=digit) for run in summarise(found)]
         rows.append(row)
     seconds = time.perf_counter() - started
 
-    grid = out / "digits_grid.png"
+    grid = out / f"{args.world}_grid.png"
     out.mkdir(parents=True, exist_ok=True)
     draw_grid(rows, grid, args.seeds)
     verdicts = [{k: v for k, v in row.items() if not k.endswith("_images")} for row in rows]
-    report = {"workflow": str(args.workflow), "world": "digits", "seconds": round(seconds, 2), "grid": str(grid),
+    report = {"workflow": str(args.workflow), "world": args.world, "cfg": cfg, "seconds": round(seconds, 2), "grid": str(grid),
               "verdicts": verdicts, "runs": runs, "events": events}
     (out / "search_report.json").write_text(json.dumps(report, indent=1))
-    print(f"Ran {args.workflow.name} in the digits world through ComfyUI "
+    print(f"Ran {args.workflow.name} in the {args.world} world through ComfyUI "
           f"({'modern' if runtime.modern else '2024'}) in {seconds:.1f} s; the judge's verdicts (digit, p):")
     for row in rows:
         for kind in ("plain", "bfs"):

@@ -2,7 +2,7 @@
 `python -m devtools.make_workflows [NAME...]` (or `./run tool make_workflows`).
 
 The video workflow (Wan 2.1) needs a modern ComfyUI (COMFYUI_PATH). budget_explorer's picture comes from the
-learned digits world (DIGITS_PICTURES), not the tiny model.
+learned numbers world (WORLD_PICTURES), not the tiny model.
 
 Widget order comes from the live node classes of a real ComfyUI (the harness), so widgets_values always match
 INPUT_TYPES. The PNG beside each workflow is the tiny random-weight model's result of that workflow (noise-like: the
@@ -262,12 +262,12 @@ WORKFLOWS = {f.__name__: f for f in (bfs_search, bfs_presets_side_by_side, dfs_b
 VIDEO_WORKFLOWS = {"wan21_t2v_search"}
 
 
-# Pictures made with the learned digits world (worlds/digits) instead of the tiny random model: the demo's
-# swap_in_digits_world puts the digits UNet, VAE, Digits Conditioning and guide classifier in place of the checkpoint,
-# text encoders and verifier, asking for a handwritten 3; at CFG 1 a quarter of plain samples miss the digit, so the
-# search has work to do. The explorer's own widgets are set for the picture here.
-DIGITS_PICTURES = {"budget_explorer": {"seeds": 6, "budgets": "1, 2, 4, 8", "cfg": 1.0}}
-DIGITS_LABEL, DIGITS_STEPS = "3", 25
+# Pictures made with the learned numbers world (worlds/numbers) instead of the tiny random model: the demo's
+# swap_in_digits_world puts the digits UNet, the numbers VAE, Digits Conditioning and the numbers guide in place of
+# the checkpoint, text encoders and verifier, asking for a handwritten 780 on a 192 px canvas; at CFG 0.75 plain
+# sampling gets 40 % of whole numbers wrong, so the search has work to do. The explorer's widgets are set here.
+WORLD_PICTURES = {"budget_explorer": {"seeds": 6, "budgets": "1, 2, 4, 8", "cfg": 0.75}}
+PICTURE_LABEL, PICTURE_STEPS = "780", 25
 
 
 def build_all(node_classes) -> dict:
@@ -291,7 +291,8 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(WORKFLOW_DIR.parent))
     from devtools.comfy_runtime import ComfyRuntime
     from devtools.workflow_swaps import provide_input_images, swap_in_digits_world, swap_in_tiny_model
-    from worlds.digits.graphs import read_world, register_folders
+    from worlds.digits.graphs import register_folders
+    from worlds.numbers.world import read_numbers_world
     from devtools.tiny_models import write_tiny_models
     from devtools.tiny_video_models import swap_in_tiny_wan, write_tiny_wan_models
     from devtools.ui_workflow import ui_to_api
@@ -302,7 +303,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     base = Path(tempfile.mkdtemp(prefix="workflows_"))
     names = write_tiny_models(base / "models")
-    world = read_world()
+    world = read_numbers_world()
     runtime = register_folders(ComfyRuntime.boot(base, base / "models", world.model_folders()), world)
     only = set(sys.argv[1:] if argv is None else argv)
     for name, ui in build_all(runtime.node_classes).items():
@@ -313,11 +314,13 @@ def main(argv=None) -> int:
         prompt = ui_to_api(ui, runtime.node_classes)
         if name in VIDEO_WORKFLOWS:
             prompt = swap_in_tiny_wan(prompt, write_tiny_wan_models(base / "models"), size=64, frames=9, steps=12)
-        elif name in DIGITS_PICTURES:
-            prompt = swap_in_digits_world(prompt, world, world.prompt(DIGITS_LABEL), 1, DIGITS_STEPS)
+        elif name in WORLD_PICTURES:
+            prompt = swap_in_digits_world(prompt, world, world.prompt(PICTURE_LABEL), 1, PICTURE_STEPS,
+                                          width=world.canvas_width(PICTURE_LABEL),
+                                          cfg=WORLD_PICTURES[name]["cfg"])
             for node in prompt.values():
                 if node["class_type"] == "DiffusionSearchBudgetExplorer":
-                    node["inputs"].update(DIGITS_PICTURES[name])
+                    node["inputs"].update(WORLD_PICTURES[name])
         else:
             prompt = swap_in_tiny_model(prompt, names, size=64, steps=12)
         provide_input_images(prompt, runtime.folder_paths.get_input_directory(), size=64)

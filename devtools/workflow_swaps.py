@@ -44,9 +44,10 @@ def positive_encoders(prompt: dict) -> set[str]:
             if isinstance(node["inputs"].get("positive"), list)}
 
 
-def swap_in_digits_world(prompt: dict, world, text: str, batch: int, steps: int | None) -> dict:
-    """The workflow in the digits world: its UNet, conditioning, VAE and guide classifier; nothing else changes but
-    the prompt text, the latent size (the world draws 64 px) and, if asked, the step count."""
+def swap_in_digits_world(prompt: dict, world, text: str, batch: int, steps: int | None, width: int = 64,
+                         cfg: float | None = None) -> dict:
+    """The workflow in a learned world (digits or numbers): its UNet, conditioning, VAE and guide classifier; nothing
+    else changes but the prompt text, the latent size (64 px high, `width` wide) and, if asked, steps and CFG."""
     positives, renames = positive_encoders(prompt), {}
     for node_id, node in list(prompt.items()):
         kind, inputs = node["class_type"], node["inputs"]
@@ -61,7 +62,9 @@ def swap_in_digits_world(prompt: dict, world, text: str, batch: int, steps: int 
         elif kind.startswith(VERIFIER_PREFIX) and kind != f"{VERIFIER_PREFIX}Classifier":
             prompt[node_id] = world.guide.loader_node(chunk_size=64)
         elif kind == "EmptyLatentImage":
-            inputs.update(width=64, height=64, batch_size=batch)
+            inputs.update(width=width, height=64, batch_size=batch)
+        elif cfg is not None and kind in ("SamplerCustom", "CFGGuider"):
+            inputs["cfg"] = cfg
         if "prompt" in inputs and isinstance(inputs["prompt"], str):
             inputs["prompt"] = text
         if steps is not None and "steps" in inputs and not isinstance(inputs["steps"], list):

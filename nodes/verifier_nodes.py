@@ -254,8 +254,13 @@ class DiffusionSearchVerifierClassifier:
 
     @classmethod
     def INPUT_TYPES(cls):
-        from ..verifiers.classifier import FROM_PROMPT, NORMALISATION_CHOICES
-        return {"required": {
+        from ..verifiers.classifier import FROM_PROMPT, LAYOUTS, NORMALISATION_CHOICES
+        return {"optional": {
+            "layout": (list(LAYOUTS), {"default": LAYOUTS[0], "tooltip":
+                       "whole image: one label for the image. strips, left to right: the prompt (or 'label') names "
+                       "one label per vertical strip, and the reward is the sum of each strip's log p (a "
+                       "per-position classifier: 'a handwritten 509' on a 192 x 64 image = three 64 px strips)."}),
+        }, "required": {
             "weights": (_files_in("classifiers", WEIGHT_EXTENSIONS, "(missing: put classifier weights in "
                                                                     "models/classifiers/)"), {
                 "tooltip": "The classifier's weights (a state dict, .safetensors or .pt) in models/classifiers/."}),
@@ -281,7 +286,8 @@ class DiffusionSearchVerifierClassifier:
                            "Images scored per forward pass; lower it if the verifier runs out of memory."}),
         }}
 
-    def load(self, weights, labels, architecture, label, input_size, normalisation, device, dtype, chunk_size):
+    def load(self, weights, labels, architecture, label, input_size, normalisation, device, dtype, chunk_size,
+             layout="whole image"):
         for value, what in ((weights, "weights"), (labels, "labels")):
             if value.startswith("(missing"):
                 raise ValueError(f"the classifier verifier needs a {what} file in models/classifiers/ "
@@ -294,7 +300,7 @@ class DiffusionSearchVerifierClassifier:
         verifier = registry.load("classifier", os.path.dirname(weights_path), device=_device(device),
                                  dtype=DTYPES[dtype], weights=weights_path, labels=labels_path,
                                  architecture=architecture, label=label, input_size=int(input_size),
-                                 normalisation=normalisation, chunk_size=int(chunk_size))
+                                 normalisation=normalisation, chunk_size=int(chunk_size), layout=layout)
         log.info("loaded classifier verifier %s on %s", weights, verifier.device)
         return (verifier,)
 

@@ -76,6 +76,8 @@ def test_readme_screenshot_from_the_digits_world(server, browser, tmp_path):
     """The README's picture: a real BFS run of the learned digits world (worlds/digits), guided by its classifier."""
     if not (DIGITS / "digits_unet_sd15.safetensors").is_file():
         pytest.skip("the digits world's weights are not in worlds/digits/weights")
+    from worlds.digits.graphs import read_world
+    read_world()   # writes the constructed VAE on first read (it is not in git)
     folders = {"unet": ["digits_unet_sd15.safetensors"], "vae": ["digits_taesd_vae.safetensors"],
                "classifiers": ["digits_guide_test_resnet.safetensors", "digits_labels.txt"]}
     for folder, names in folders.items():

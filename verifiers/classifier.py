@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 FOLDER = "classifiers"
 FROM_PROMPT = "from prompt"
+WHOLE_IMAGE = "whole image"
+STRIPS = "strips, left to right"
+LAYOUTS = (WHOLE_IMAGE, STRIPS)   # strips: the prompt names one label per vertical strip ("a handwritten 509")
 SOURCE = ("timm weights from the Hugging Face hub (e.g. timm/resnet50.a1_in1k: model.safetensors) or your own "
           "training; labels: one class name per line in the model's output order")
 NORMALISATIONS = {
@@ -97,6 +100,33 @@ class LabelResolver:
                              f"({', '.join('#' + str(i) for i in indices)}): give the class as '#<index>'")
         return indices[0]
 
+    def sequence(self, text: str) -> list[int]:
+        """The classes named in `text`, left to right: names and synonyms as words, and words written with
+        one-character names only ("509" with labels 0-9) read character by character."""
+        lowered = text.lower()
+        taken: list[tuple[int, int]] = []
+        hits: list[tuple[int, int]] = []
+        for name, pattern, indices in self._patterns:   # longest names first
+            for match in pattern.finditer(lowered):
+                span = match.span()
+                if any(start <= span[0] and span[1] <= end for start, end in taken):
+                    continue
+                if len(indices) > 1:
+                    raise ValueError(f"{name!r} names {len(indices)} classes in {self.source}: give each class one "
+                                     "name to read a sequence of labels")
+                taken.append(span)
+                hits.append((span[0], indices[0]))
+        singles = {name: indices[0] for name, indices in self._by_name.items() if len(name) == 1 and len(indices) == 1}
+        for match in re.finditer(r"\w{2,}", lowered):
+            span = match.span()
+            if all(c in singles for c in match.group()) and not any(
+                    start <= span[0] and span[1] <= end for start, end in taken):
+                hits.extend((span[0] + j, singles[c]) for j, c in enumerate(match.group()))
+        if not hits:
+            raise ValueError(f"{text!r} names no label of {self.source}; name the labels left to right, one per "
+                             f"strip of the image (e.g. 'a handwritten 509'), from {format_labels(self.classes)}")
+        return [index for _, index in sorted(hits)]
+
     def from_prompt(self, prompt: str) -> int:
         """The one class named in the prompt; of overlapping names the longest wins ('tabby cat' over 'cat')."""
         if prompt in self._cache:
@@ -150,8 +180,11 @@ class ClassifierVerifier(Verifier):
 
     def __init__(self, net: torch.nn.Module, classes: list[list[str]], preprocessing: Preprocessing, *,
                  label: str = "", source: str = "the labels file", chunk_size: int = 32, device="cpu",
-                 dtype=torch.float32):
+                 dtype=torch.float32, layout: str = WHOLE_IMAGE):
         super().__init__(chunk_size=chunk_size, device=device, dtype=dtype)
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout {layout!r}: use one of {', '.join(map(repr, LAYOUTS))}")
+        self.layout = layout
         if getattr(net, "num_classes", len(classes)) != len(classes):
             raise ValueError(f"the classifier has {net.num_classes} outputs but {source} lists {len(classes)} "
                              "labels: use the labels file made for these weights")
@@ -161,8 +194,15 @@ class ClassifierVerifier(Verifier):
         self.preprocessing = preprocessing
         self.resolver = LabelResolver(classes, source)
         self.label = "" if label.strip().lower() in ("", FROM_PROMPT) else label.strip()
-        self.label_index = self.resolver.from_label(self.label) if self.label else None
-        self.needs_prompt = self.label_index is None
+        self._sequences: dict[str, list[int]] = {}
+        if layout == STRIPS:
+            self.label_sequence = self.resolver.sequence(self.label) if self.label else None
+            self.label_index = None
+            self.needs_prompt = self.label_sequence is None
+        else:
+            self.label_sequence = None
+            self.label_index = self.resolver.from_label(self.label) if self.label else None
+            self.needs_prompt = self.label_index is None
         self.finish_init()
 
     def class_index(self, prompt: str) -> int:
@@ -177,11 +217,34 @@ class ClassifierVerifier(Verifier):
     def key_fields(self) -> dict:
         """The base fields, the labels, the fixed label (if any) and the preprocessing."""
         return {**super().key_fields(), "classes": self.classes, "label": self.label, "label_index": self.label_index,
-                "preprocessing": asdict(self.preprocessing), "source": self.resolver.source}
+                "preprocessing": asdict(self.preprocessing), "source": self.resolver.source,
+                "layout": self.layout, "label_sequence": self.label_sequence}
+
+    def strip_labels(self, prompt: str) -> list[int]:
+        """The rewarded class of each strip, left to right, for one prompt (the fixed label if set)."""
+        if self.label_sequence is not None:
+            return self.label_sequence
+        if prompt not in self._sequences:
+            self._sequences[prompt] = self.resolver.sequence(prompt)
+        return self._sequences[prompt]
 
     def score_chunk(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        if self.layout == STRIPS:
+            return self._score_strips(images, prompts)
         index = torch.tensor([self.class_index(p) for p in prompts], device=images.device)
         return self.log_probs(images).gather(1, index[:, None])[:, 0]
+
+    def _score_strips(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """sum_i log p(label_i | strip i): each image cut into as many equal vertical strips as its prompt names
+        labels (a per-position classifier for "a handwritten 509"); images with as many labels share one pass."""
+        sequences = [self.strip_labels(p) for p in prompts]
+        scores = images.new_zeros(len(prompts), dtype=torch.float32)
+        for k in sorted({len(q) for q in sequences}):
+            rows = [i for i, q in enumerate(sequences) if len(q) == k]
+            index = torch.tensor([sequences[i] for i in rows], device=images.device).reshape(-1, 1)
+            strip_lp = self.log_probs(split_strips(images[rows], k)).gather(1, index)[:, 0]
+            scores = scores.index_put((torch.tensor(rows, device=images.device),), strip_lp.reshape(len(rows), k).sum(1))
+        return scores
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -194,7 +257,16 @@ class ClassifierVerifier(Verifier):
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, classes={len(self.classes)}, label={self.label or FROM_PROMPT!r}, "
-                f"input_size={self.preprocessing.input_size}")
+                f"input_size={self.preprocessing.input_size}, layout={self.layout!r}")
+
+
+def split_strips(images: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B * k, C, H, W / k): k equal vertical strips per image, left to right, image by image."""
+    b, c, h, w = images.shape
+    if w % k:
+        raise ValueError(f"an image {w} px wide does not cut into {k} equal strips (one per label the prompt "
+                         f"names): make the width a multiple of {k}, e.g. {64 * k} px for {k} labels of 64 px")
+    return images.reshape(b, c, h, k, w // k).permute(0, 3, 1, 2, 4).reshape(b * k, c, h, w // k)
 
 
 # -- loading ----------------------------------------------------------------------------------------------------
@@ -298,7 +370,7 @@ def load_classifier(folder: str | Path | None = None, *, weights: str | Path = "
                     architecture: str = "", labels: str | Path = "", label: str = "", input_size: int = 0,
                     normalisation: str = "auto",
                     model_kwargs: dict | None = None, device="cpu", dtype=torch.float32,
-                    chunk_size: int = 32) -> ClassifierVerifier:
+                    chunk_size: int = 32, layout: str = WHOLE_IMAGE) -> ClassifierVerifier:
     """A timm classifier from exactly the given weights and labels files (names inside `folder`, or paths)."""
     weights_path = _resolve(folder, weights, "classifier weights")
     settings = read_settings(weights_path)
@@ -323,7 +395,7 @@ def load_classifier(folder: str | Path | None = None, *, weights: str | Path = "
     mean, std = _normalisation(normalisation, settings, net, in_chans)
     preprocessing = Preprocessing(size, mean, std, in_chans)
     verifier = ClassifierVerifier(net, classes, preprocessing, label=label, source=f"labels file {labels_path.name}",
-                                  chunk_size=chunk_size, device=device, dtype=dtype)
+                                  chunk_size=chunk_size, device=device, dtype=dtype, layout=layout)
     logger.info("classifier verifier: %s (%s) with %d classes at %d px", weights_path.name, architecture,
                 len(classes), size)
     return verifier

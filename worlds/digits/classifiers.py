@@ -47,9 +47,10 @@ def images_of(grey: torch.Tensor) -> torch.Tensor:
     return vae.decode(vae.grey_to_latent(grey))
 
 
-def _augment(grey: torch.Tensor, cfg: ClassifierConfig, g: torch.Generator) -> torch.Tensor:
+def _augment(grey: torch.Tensor, cfg: ClassifierConfig, g: torch.Generator, render=images_of) -> torch.Tensor:
     noisy = (grey + cfg.grey_noise * torch.randn(grey.shape, generator=g)).clamp(0, 1)
-    images = images_of(noisy)
+    with torch.no_grad():
+        images = render(noisy)
     n, s = len(images), cfg.max_shift
     padded = F.pad(images, (s, s, s, s))
     dx = torch.randint(0, 2 * s + 1, (n,), generator=g)
@@ -65,8 +66,9 @@ def accuracy(model, images: torch.Tensor, labels: torch.Tensor, mean, std) -> fl
     return (pred == labels).float().mean().item()
 
 
-def train_classifier(arch: str, grey: torch.Tensor, labels: torch.Tensor, cfg: ClassifierConfig):
-    """A timm `arch` (num_classes=10, random init) trained on (N, 8, 8) grey digits; returns the model, in eval mode."""
+def train_classifier(arch: str, grey: torch.Tensor, labels: torch.Tensor, cfg: ClassifierConfig, render=images_of):
+    """A timm `arch` (num_classes=10, random init) trained on (N, 8, 8) grey digits as `render` draws them (default:
+    the digits VAE's exact decode); returns the model, in eval mode."""
     import timm
 
     torch.manual_seed(cfg.seed)      # timm's inits draw from the global RNG: seed it once, here only
@@ -84,7 +86,7 @@ def train_classifier(arch: str, grey: torch.Tensor, labels: torch.Tensor, cfg: C
             step += 1
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            x = (_augment(grey[idx], cfg, g) - m) / s
+            x = (_augment(grey[idx], cfg, g, render) - m) / s
             loss = F.cross_entropy(model(x), labels[idx], label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()

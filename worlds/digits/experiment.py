@@ -138,7 +138,8 @@ def run_grid(world: World, runtime, settings: Settings, methods: list[str], part
             per_class, seconds, nfe, grads = [], 0.0, [], 0.0
             for index, label in enumerate(world.labels):
                 out = run_one(runtime, world, method, n, settings, label, seeds, cfg, base_seed + index, precision)
-                figures = score_class(out["images"], index, guide, judge)
+                figures = (world.scorer(out["images"], label, guide, judge) if world.scorer
+                           else score_class(out["images"], index, guide, judge))
                 figures.update(label=label, nfe=sum(out["nfe"]) / seeds)
                 per_class.append(figures)
                 seconds += out["seconds"]
@@ -210,8 +211,11 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worlds.digits run", description=__doc__.splitlines()[0])
+def main(argv=None, make_world=None, prog: str = "python -m worlds.digits run", description: str = "",
+         quick: dict | None = None, full: dict | None = None) -> int:
+    """The experiment's command line; ``make_world(select_size)`` gives another world (the numbers world), ``quick`` /
+    ``full`` its grids (default: this world's QUICK / FULL)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 4, CFG 1, four latents per digit, six methods "
                                                              "(about a minute here)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
@@ -241,18 +245,23 @@ def main(argv=None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     precision = resolve_precision(args.precision)
-    grid = dict(QUICK if args.quick else FULL)
+    grid = dict((quick or QUICK) if args.quick else (full or FULL))
     for key in ("seeds", "particles", "cfg", "methods"):
         if getattr(args, key) is not None:
             grid[key] = getattr(args, key)
     settings = Settings(steps=args.steps, lam=args.lam, delta=args.delta, mu=args.mu)
 
     base = Path(tempfile.mkdtemp(prefix="digits_experiment_"))
-    world = tiny_world(base / "world") if args.tiny else read_world(args.world, args.select_size)
+    if args.tiny:
+        world = tiny_world(base / "world")
+    elif make_world is not None:
+        world = make_world(args.select_size)
+    else:
+        world = read_world(args.world, args.select_size)
     if args.classes:
         world.labels = world.labels[:args.classes]
     runtime = boot(world, base / "comfyui")
-    command = "python -m worlds.digits run " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = prog + " " + " ".join(argv if argv is not None else sys.argv[1:])
     device = (torch.cuda.get_device_name() if torch.cuda.is_available()
               else f"cpu ({torch.get_num_threads()} threads, {precision})")
     done = []
@@ -281,7 +290,7 @@ def main(argv=None) -> int:
     rows = run_grid(world, runtime, settings, grid["methods"], grid["particles"], grid["cfg"], grid["seeds"],
                     done=done, on_row=save, precision=precision)
     seconds = time.perf_counter() - started
-    print(f"\nDigits world ({world.name}), ComfyUI {'modern' if runtime.modern else '2024'}, {device}: "
+    print(f"\n{world.name} world, ComfyUI {'modern' if runtime.modern else '2024'}, {device}: "
           f"{len(world.labels)} classes x {grid['seeds']} latents, T = {settings.steps} steps, {seconds:.0f} s")
     print(table(rows))
     plot_path = args.plot or (args.json.with_suffix(".png") if args.json else Path("digits_scaling.png"))

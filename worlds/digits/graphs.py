@@ -29,18 +29,22 @@ class Classifier:
     input_size: int = 0
     normalisation: str = "auto"
     role: str = "guide"
+    layout: str = "whole image"    # "strips, left to right": one label per strip (the numbers world)
+    home: Path | None = None       # the weights' folder, where it is not the world's classifiers folder
 
     def loader_node(self, label: str = "from prompt", chunk_size: int = 256) -> dict:
         return {"class_type": "DiffusionSearchVerifierClassifier", "inputs": {
             "weights": self.weights, "labels": self.labels, "architecture": self.architecture, "label": label,
             "input_size": int(self.input_size), "normalisation": self.normalisation, "device": "auto",
-            "dtype": "float32", "chunk_size": chunk_size}}
+            "dtype": "float32", "chunk_size": chunk_size, "layout": self.layout}}
 
     def load(self, folder: Path, device="cpu"):
         import verifiers
-        return verifiers.load("classifier", folder, weights=self.weights, labels=self.labels,
+        weights = str(self.home / self.weights) if self.home else self.weights
+        return verifiers.load("classifier", folder, weights=weights, labels=self.labels,
                               architecture=self.architecture, input_size=int(self.input_size),
-                              normalisation=self.normalisation, device=device, chunk_size=256)
+                              normalisation=self.normalisation, device=device, chunk_size=256,
+                              layout=self.layout)
 
 
 def _test_conditioning(text: str) -> dict:
@@ -68,6 +72,13 @@ class World:
     name: str = "digits"
     notes: dict = field(default_factory=dict)
     folders: dict = field(default_factory=dict)   # kind -> folder, where files are not all in `folder`
+    more_folders: dict = field(default_factory=dict)   # kind -> a second folder of that kind (registered too)
+    scorer: Callable | None = None   # (images, label, guide, judge) -> figures; None: one class per image
+    strip_width: int = 0   # > 0: a label of k characters is drawn on k strips this many px wide (numbers world)
+
+    def canvas_width(self, label: str) -> int:
+        """Image width for a label: 64 px, or one strip per character (the numbers world: 192 px for "509")."""
+        return self.strip_width * len(label) if self.strip_width else 64
 
     def prompt(self, label: str) -> str:
         return PROMPT_TEMPLATE.format(label)
@@ -79,14 +90,15 @@ class World:
         """ComfyUI model folders to register: the world's unet, vae and classifiers."""
         return {kind: self.folder_for(kind) for kind in ("unet", "vae", "classifiers")}
 
-    def base_graph(self, prompt: str, batch: int, steps: int) -> dict:
-        """Loaders, conditioning (prompt / empty negative), an empty 64 px latent batch, the schedule, the guide."""
+    def base_graph(self, prompt: str, batch: int, steps: int, width: int = 64) -> dict:
+        """Loaders, conditioning (prompt / empty negative), an empty 64 px high latent batch, the schedule, the
+        guide."""
         return {
             "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": self.unet, "weight_dtype": "default"}},
             "vae": {"class_type": "VAELoader", "inputs": {"vae_name": self.vae}},
             "pos": self.conditioning(prompt),
             "neg": self.conditioning(""),
-            "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": batch}},
+            "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": 64, "batch_size": batch}},
             "sched": {"class_type": "BasicScheduler", "inputs": {"model": ["unet", 0], "scheduler": "normal",
                                                                  "steps": steps, "denoise": 1.0}},
             "guide": self.guide.loader_node(),
@@ -95,10 +107,34 @@ class World:
 
 def register_folders(runtime, world: World):
     """Make the world's model folders known to a running ComfyUI (one booted earlier in this process keeps its own)."""
-    for kind, folder in world.model_folders().items():
+    for kind, folder in [*world.model_folders().items(), *world.more_folders.items()]:
         if str(folder) not in runtime.folder_paths.get_folder_paths(kind):
             runtime.folder_paths.add_model_folder_path(kind, str(folder))
     return runtime
+
+
+def construct_vae(folder: Path, manifest: dict) -> Path:
+    """The world's VAE file, written on first use when the manifest says it is constructed (exact weights written in
+    code, nothing trained: worlds/digits/vae.py), so it needs no room in git; a trained VAE must already be there."""
+    entry = manifest["vae"]
+    path = folder / entry["file"]
+    if path.is_file() or not str(entry.get("made", "")).startswith("constructed"):
+        return path
+    import os
+    import tempfile
+
+    from worlds.digits.build import build_vae
+
+    try:
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:   # processes reading the world at once: no clash
+            build_vae(Path(scratch))
+            os.replace(Path(scratch) / entry["file"], path)
+        os.chmod(path, 0o644)               # readable like the committed files (the writer makes it private)
+    except OSError as error:
+        raise OSError(f"cannot write the digits world's VAE to {path} ({error}): run "
+                      f"`python -m worlds.digits build --stage vae --out <a writable folder>`, or copy the world "
+                      "folder somewhere writable") from error
+    return path
 
 
 def read_world(folder: Path = WEIGHTS_DIR, select_size: int = SELECT_SIZE) -> World:
@@ -127,6 +163,7 @@ def read_world(folder: Path = WEIGHTS_DIR, select_size: int = SELECT_SIZE) -> Wo
     select = classifier("select") or Classifier(guide.weights, guide.labels, guide.architecture, select_size,
                                                 guide.normalisation, role="select")
     labels = [line.strip() for line in (Path(folder) / labels_file).read_text().splitlines() if line.strip()]
+    construct_vae(Path(folder), manifest)
     return World(Path(folder), manifest["unet"]["file"], manifest["vae"]["file"], labels, guide, judge,
                  select=select, notes={k: manifest.get(k) for k in ("world", "seed", "split")})
 

@@ -136,7 +136,7 @@ def search_graph(world, method: Method, n: int, settings: Settings, label: str, 
                  seed: int, key: str) -> dict:
     """The whole prompt: world loaders, the method's sampler in SamplerCustom, VAEDecode, capture of the images."""
     prompt = world.prompt(label)
-    graph = world.base_graph(prompt, batch, settings.steps)
+    graph = world.base_graph(prompt, batch, settings.steps, world.canvas_width(label))
     if method.dual:
         graph["select"] = world.select.loader_node()
     graph.update(sampler_nodes(method, n, settings, prompt))
