@@ -122,7 +122,7 @@ def plot(rows: list[dict], points: list[tuple], path: Path) -> None:
     for i, name in enumerate(methods):
         line = sorted((r for r in rows if r["cfg"] == cfg and r["method"] == name), key=lambda r: r["nfe"])
         left.plot([r["nfe"] for r in line], [100 * r["judge_acc"] for r in line], marker=markers[i % len(markers)],
-                  label=line[0]["label"].split(" (")[0], linewidth=1)
+                  label=line[0]["label"].split(" (")[0], linewidth=1, color=plt.cm.tab20(i % 20))
     plain = next(r for r in rows if r["cfg"] == cfg and r["method"] == "plain")
     left.axhline(100 * plain["judge_acc"], color="grey", linestyle="--", label="plain sampling")
     left.set_xscale("log", base=2)
