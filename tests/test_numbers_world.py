@@ -61,14 +61,9 @@ def test_strip_classifier_sums_each_strips_log_probability_on_the_real_judge():
 
 
 def test_the_learned_decoder_is_not_an_exact_upsampling_and_draws_what_it_learned():
-    from safetensors.torch import load_file
+    from worlds.numbers.decoder import decode, load_decoder, target_images
 
-    from worlds.numbers.decoder import decode, target_images, taesd_decoder
-
-    sd = load_file(str(WEIGHTS_DIR / VAE_FILE))
-    decoder = taesd_decoder()
-    decoder.load_state_dict({k[len("taesd_decoder."):]: v.float() for k, v in sd.items()
-                             if k.startswith("taesd_decoder.")})
+    decoder = load_decoder(WEIGHTS_DIR / VAE_FILE)   # the file's decoder, as VAELoader reads it
     split = __import__("worlds.digits.data", fromlist=["x"]).load_digits_split(0)
     grey = split.grey[split.held_out][:40]
     z = vae.grey_to_latent(grey)

@@ -5,6 +5,8 @@ and selecting classifiers, every search method of the experiment, decode and cap
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -120,9 +122,6 @@ def construct_vae(folder: Path, manifest: dict) -> Path:
     path = folder / entry["file"]
     if path.is_file() or not str(entry.get("made", "")).startswith("constructed"):
         return path
-    import os
-    import tempfile
-
     from worlds.digits.build import build_vae
 
     try:

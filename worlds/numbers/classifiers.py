@@ -36,14 +36,9 @@ log = logging.getLogger("numbers.classifiers")
 
 def learned_render(vae_file: Path):
     """(N, 8, 8) grey -> (N, 3, 64, 64) images as this world's VAE file decodes them."""
-    from safetensors.torch import load_file
+    from worlds.numbers.decoder import decode, load_decoder
 
-    from worlds.numbers.decoder import decode, taesd_decoder
-
-    decoder = taesd_decoder()
-    decoder.load_state_dict({k[len("taesd_decoder."):]: v.float() for k, v in load_file(str(vae_file)).items()
-                             if k.startswith("taesd_decoder.")})
-    decoder.eval()
+    decoder = load_decoder(vae_file)
 
     def render(grey: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -48,6 +48,21 @@ def taesd_decoder() -> nn.Sequential:
     return nn.Sequential(*layers, _Block(), _conv(c, 3))
 
 
+def decoder_weights(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The decoder's tensors of a TAESD state dict (keys `taesd_decoder.*`), prefix dropped, float32."""
+    prefix = "taesd_decoder."
+    return {k[len(prefix):]: v.float() for k, v in sd.items() if k.startswith(prefix)}
+
+
+def load_decoder(vae_file) -> nn.Sequential:
+    """This world's decoder from its VAE file (float8 on disk), in eval mode."""
+    from safetensors.torch import load_file
+
+    decoder = taesd_decoder()
+    decoder.load_state_dict(decoder_weights(load_file(str(vae_file))))
+    return decoder.eval()
+
+
 def target_images(grey: torch.Tensor) -> torch.Tensor:
     """(B, 8, W) grey -> (B, 3, 64, 8W): bicubic 8x, clamped: what the decoder learns to draw."""
     up = F.interpolate(grey[:, None], scale_factor=vae.UPSCALE, mode="bicubic", align_corners=False)
@@ -66,9 +81,7 @@ def train_decoder(grey: torch.Tensor, steps: int = 150, batch: int = 4, lr: floa
     from worlds.numbers.data import compose_numbers
 
     decoder = taesd_decoder()
-    constructed = {k[len("taesd_decoder."):]: v for k, v in vae.taesd_state_dict().items()
-                   if k.startswith("taesd_decoder.")}
-    decoder.load_state_dict(constructed)
+    decoder.load_state_dict(decoder_weights(vae.taesd_state_dict()))
     g = torch.Generator().manual_seed(seed + 30)
     with torch.no_grad():                 # zero residual convs pass no gradient: wake them with a little noise
         for name, p in decoder.named_parameters():
@@ -122,8 +135,7 @@ def main(argv=None) -> int:
     decoder, losses = train_decoder(split.grey[split.train], steps=args.steps)
     save_file({k: v.contiguous() for k, v in taesd_file(decoder).items()}, str(args.out),
               metadata={"format": "taesd", "losses": str(losses)})
-    decoder.load_state_dict({k[len("taesd_decoder."):]: v.float() for k, v in taesd_file(decoder).items()
-                             if k.startswith("taesd_decoder.")})   # measure what the file holds
+    decoder.load_state_dict(decoder_weights(taesd_file(decoder)))   # measure what the file holds
     held = vae.grey_to_latent(split.grey[split.held_out])
     with torch.no_grad():
         err = F.mse_loss(decode(decoder, held), target_images(split.grey[split.held_out])).item()

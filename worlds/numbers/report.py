@@ -51,24 +51,10 @@ def ranked(rows: list[dict]) -> str:
 
 
 def spearman(x: list[float], y: list[float]) -> float:
-    def ranks(v):
-        order = sorted(range(len(v)), key=lambda i: v[i])
-        r = [0.0] * len(v)
-        i = 0
-        while i < len(v):                      # ties share their mean rank
-            j = i
-            while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                r[order[k]] = (i + j) / 2
-            i = j + 1
-        return r
+    """Spearman's rank correlation (ties share their mean rank); scipy comes with scikit-learn, which the worlds need."""
+    from scipy.stats import spearmanr
 
-    rx, ry = ranks(x), ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    var = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
-    return cov / var if var else float("nan")
+    return float(spearmanr(x, y).statistic)
 
 
 def dfs_difficulty(rows: list[dict]) -> tuple[str, list[tuple]]:
